@@ -1,0 +1,74 @@
+import { Flags } from '@oclif/core';
+import { SentimentCommand, locationFlags, setFlag } from '../runner/command.js';
+import { STAGE_NAMES } from '../runner/stage.js';
+
+export default class Run extends SentimentCommand {
+  static override summary = 'Run experiments: each stage from the cache when its inputs are unchanged.';
+  static override description = `Stages run in order (${STAGE_NAMES.join(', ')}); each one's output is cached under a key made of exactly the settings and files it reads, so reruns and sweeps only compute what changed.`;
+  static override examples = [
+    '<%= config.bin %> run experiments/quickstart.yaml',
+    '<%= config.bin %> run experiments/imdb-bigru.yaml --until tokenize --set DATASET=../shared/data/imdb --set MODEL=../shared/tokenizers/bert-base-uncased',
+    '<%= config.bin %> run experiments/imdb-bigru.yaml --set MAX_LENGTH=256 --explain',
+  ];
+  static override strict = false;
+  static override args = {};
+  static override flags = {
+    set: setFlag,
+    until: Flags.string({ description: 'Stop after this stage.', options: [...STAGE_NAMES] }),
+    force: Flags.string({ description: 'Recompute STAGE and every stage after it (bare --force: everything).', helpValue: '[STAGE]' }),
+    explain: Flags.boolean({ description: 'Show for each stage whether it is cached or would be recomputed, and what changed; runs nothing.', default: false }),
+    json: Flags.boolean({ description: 'Print one JSON document on stdout (progress goes to stderr).', default: false }),
+    ...locationFlags,
+  };
+
+  /** `--force` may stand alone: give it the value `all` unless a stage name follows. */
+  static normalizeArgv(argv: string[]): string[] {
+    return argv.flatMap((arg, i) => (arg === '--force' && !(STAGE_NAMES as readonly string[]).includes(argv[i + 1] ?? '') ? ['--force=all'] : [arg]));
+  }
+
+  async run(): Promise<void> {
+    this.argv = Run.normalizeArgv(this.argv);
+    const { argv, flags } = await this.parse(Run);
+    const experiments = argv as string[];
+    if (experiments.length === 0) this.error('give at least one experiment file, e.g. sentiment run experiments/quickstart.yaml', { exit: 2 });
+    const { runExperiments, explainExperiments, formatRun } = await import('../runner/run.js');
+    const request = {
+      experiments,
+      sets: flags.set,
+      cacheDir: flags['cache-dir'],
+      runsDir: flags['runs-dir'],
+      until: flags.until,
+      force: flags.force,
+      interactive: Boolean(process.stderr.isTTY) && !process.env.CI,
+    };
+    if (flags.explain) {
+      const explained = await explainExperiments(request);
+      if (flags.json) this.log(JSON.stringify(explained.length === 1 ? explained[0] : explained, null, 2));
+      else
+        for (const e of explained) {
+          this.log(`${e.experiment}:`);
+          for (const s of e.stages) this.log(`  ${s.name.padEnd(9)} ${s.cached ? 'hit ' : 'miss'}  ${s.reason}`);
+        }
+      return;
+    }
+    const controller = new AbortController();
+    const onSignal = () => {
+      if (controller.signal.aborted) process.exit(130);
+      process.stderr.write('\ninterrupted: stopping the stage in progress (completed stages stay cached)\n');
+      controller.abort(new Error('interrupted'));
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const results = await runExperiments({ ...request, signal: controller.signal });
+      if (flags.json) this.log(JSON.stringify(results.length === 1 ? results[0] : results, null, 2));
+      else for (const r of results) this.log(formatRun(r));
+    } catch (e) {
+      if (controller.signal.aborted) this.exit(130);
+      throw e;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+}

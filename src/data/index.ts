@@ -1,0 +1,18 @@
+export { describeDataset } from './describe.js';
+export { readExamples } from './read.js';
+export { IMDB_SHA256, IMDB_URL, imdbSource } from './download.js';
+export { mapLabel } from './tabular.js';
+export {
+  DATASET_READER_VERSION,
+  DEFAULT_CLASSES,
+  type AclImdbFolderDescription,
+  type AclImdbTarDescription,
+  type DatasetDescription,
+  type DatasetKind,
+  type FilesDescription,
+  type ImdbDownloadDescription,
+  type ReadOptions,
+  type ReadProgress,
+  type SourceExample,
+  type SourceSplit,
+} from './types.js';

@@ -1,0 +1,317 @@
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import readline from 'node:readline';
+import { parse as parseCsvStream } from 'csv-parse';
+import { parse as parseCsvSync } from 'csv-parse/sync';
+import { UserError, messageOf } from '../runner/errors.js';
+import {
+  displayPath,
+  throttledProgress,
+  type FilesDescription,
+  type ReadOptions,
+  type SourceExample,
+  type TabularColumns,
+  type TabularFile,
+} from './types.js';
+
+const DELIMITER_CANDIDATES = [',', ';', '\t'] as const;
+
+interface RowContext {
+  file: TabularFile;
+  columns: TabularColumns;
+  classes: [string, string];
+  threshold: number | null;
+  /** id → line where it first appeared. */
+  seenIds: Map<string, number>;
+}
+
+function rowError(file: string, line: number, message: string, details: string[] = []): UserError {
+  return new UserError(`${displayPath(file)}:${line}: ${message}`, details);
+}
+
+/** Reads at most maxBytes from the start of a file, up to (not including) the first line break; BOM removed. */
+export async function readFirstLine(file: string, maxBytes = 1 << 20): Promise<string> {
+  const handle = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(maxBytes);
+    const { bytesRead } = await handle.read(buf, 0, maxBytes, 0);
+    let text = buf.subarray(0, bytesRead).toString('utf8');
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    const end = text.search(/\r?\n/);
+    return end === -1 ? text : text.slice(0, end);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The candidate (comma, semicolon, tab) occurring most often outside quotes in the header line. */
+export function detectDelimiter(headerLine: string, fallback = ','): string {
+  const counts = new Map<string, number>(DELIMITER_CANDIDATES.map((d) => [d, 0]));
+  let quoted = false;
+  for (const ch of headerLine) {
+    if (ch === '"') quoted = !quoted;
+    else if (!quoted && counts.has(ch)) counts.set(ch, counts.get(ch)! + 1);
+  }
+  let best = fallback;
+  let bestCount = 0;
+  for (const [d, n] of counts) {
+    if (n > bestCount) {
+      best = d;
+      bestCount = n;
+    }
+  }
+  return best;
+}
+
+function findColumn(header: string[], name: string): number {
+  const exact = header.indexOf(name);
+  return exact !== -1 ? exact : header.findIndex((h) => h.trim() === name);
+}
+
+interface ColumnIndexes {
+  text: number;
+  label: number;
+  /** -1 when the file has no id column (row line numbers are used). */
+  id: number;
+}
+
+/** Maps configured column names to header positions; a missing text/label (or explicit id) column is a UserError. */
+export function resolveCsvColumns(file: string, headerLine: number, header: string[], columns: TabularColumns): ColumnIndexes {
+  const shown = header.map((h) => JSON.stringify(h)).join(', ');
+  const require = (name: string, key: string): number => {
+    const index = findColumn(header, name);
+    if (index === -1) {
+      throw rowError(file, headerLine, `no column "${name}" in the header (columns: ${shown})`, [
+        `set DATASET.${key} to the column to use`,
+      ]);
+    }
+    return index;
+  };
+  return {
+    text: require(columns.text, 'text_column'),
+    label: require(columns.label, 'label_column'),
+    id: columns.id === null ? -1 : require(columns.id, 'id_column'),
+  };
+}
+
+export function parseCsvHeader(line: string, delimiter: string): string[] {
+  const records = parseCsvSync(line, { delimiter, relax_quotes: true }) as string[][];
+  return records[0] ?? [];
+}
+
+/** Checks a file's header (CSV) or first row (JSONL) names the configured columns, without reading further. */
+export async function checkTabularHead(file: TabularFile, columns: TabularColumns): Promise<void> {
+  const { size } = await stat(file.path);
+  if (size === 0) throw new UserError(`${displayPath(file.path)}: the file is empty`);
+  const first = await readFirstLine(file.path);
+  if (file.format === 'csv') {
+    resolveCsvColumns(file.path, 1, parseCsvHeader(first, file.delimiter ?? ','), columns);
+    return;
+  }
+  let row: unknown;
+  try {
+    row = JSON.parse(first);
+  } catch {
+    return; // the reader reports it with its line number
+  }
+  if (row === null || typeof row !== 'object' || Array.isArray(row)) return;
+  const fields = Object.keys(row);
+  for (const [name, key] of [
+    [columns.text, 'text_column'],
+    [columns.label, 'label_column'],
+  ] as const) {
+    if (!(name in row)) {
+      throw rowError(file.path, 1, `no field "${name}" (fields: ${fields.map((f) => JSON.stringify(f)).join(', ')})`, [
+        `set DATASET.${key} to the field to use`,
+      ]);
+    }
+  }
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/** Maps a raw label to a class index, or returns undefined when it cannot be mapped. */
+export function mapLabel(raw: unknown, classes: [string, string], threshold: number | null): 0 | 1 | undefined {
+  if (typeof raw === 'boolean') return raw ? 1 : 0;
+  if (typeof raw === 'string') {
+    const exact = classes.indexOf(raw);
+    if (exact !== -1) return exact as 0 | 1;
+    const folded = raw.trim().toLowerCase();
+    const loose = classes.findIndex((c) => c.toLowerCase() === folded);
+    if (loose !== -1) return loose as 0 | 1;
+    if (folded === 'true') return 1;
+    if (folded === 'false') return 0;
+    if (folded === '') return undefined;
+    const n = Number(folded);
+    return Number.isFinite(n) ? mapLabel(n, classes, threshold) : undefined;
+  }
+  if (typeof raw === 'number' && Number.isFinite(raw)) {
+    if (threshold !== null) return raw >= threshold ? 1 : 0;
+    if (raw === 0 || raw === 1) return raw;
+  }
+  return undefined;
+}
+
+function toExample(
+  ctx: RowContext,
+  line: number,
+  text: unknown,
+  label: unknown,
+  id: unknown,
+): SourceExample {
+  const { file, columns, classes, threshold } = ctx;
+  if (text === undefined) {
+    throw rowError(file.path, line, `no "${columns.text}" field`, ['set DATASET.text_column to the field holding the text']);
+  }
+  if (typeof text !== 'string') {
+    throw rowError(file.path, line, `"${columns.text}" is ${describeType(text)}, expected a string`);
+  }
+  if (text.trim() === '') throw rowError(file.path, line, `empty text in "${columns.text}"`);
+  if (label === undefined || label === null || label === '') {
+    throw rowError(file.path, line, `no "${columns.label}" value`, ['set DATASET.label_column to the field holding the label']);
+  }
+  const classIndex = mapLabel(label, classes, threshold);
+  if (classIndex === undefined) {
+    const accepted =
+      threshold !== null
+        ? `a number (≥ ${threshold} is "${classes[1]}"), true/false or a class name (${classes.join(', ')})`
+        : `0/1, true/false or a class name (${classes.join(', ')})`;
+    throw rowError(file.path, line, `label ${JSON.stringify(label)} in "${columns.label}" is not ${accepted}`, [
+      'set DATASET.classes to the two label values, or DATASET.threshold to split numeric scores',
+    ]);
+  }
+  let rawId: string;
+  if (id === undefined || id === null || id === '') rawId = String(line);
+  else if (typeof id === 'string' || typeof id === 'number' || typeof id === 'boolean') rawId = String(id);
+  else throw rowError(file.path, line, `"${columns.id}" is ${describeType(id)}, expected a string or number`);
+  const firstLine = ctx.seenIds.get(rawId);
+  if (firstLine !== undefined) {
+    throw rowError(file.path, line, `duplicate id "${rawId}" (first on line ${firstLine})`, [
+      `ids come from DATASET.id_column ("${columns.id}"), or the line number where a row has none; choose a unique field or remove DATASET.id_column to use line numbers`,
+    ]);
+  }
+  ctx.seenIds.set(rawId, line);
+  return { id: `${file.source}:${rawId}`, text, classIndex, source: file.source };
+}
+
+type ByteCounter = (n: number) => void;
+
+async function* readJsonl(ctx: RowContext, countBytes: ByteCounter, signal?: AbortSignal): AsyncGenerator<SourceExample> {
+  const input = createReadStream(ctx.file.path);
+  input.on('data', (chunk) => countBytes(chunk.length));
+  const lines = readline.createInterface({ input, crlfDelay: Infinity });
+  const { columns } = ctx;
+  let lineNo = 0;
+  try {
+    for await (let line of lines) {
+      lineNo++;
+      signal?.throwIfAborted();
+      if (lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
+      if (line.trim() === '') continue;
+      let row: unknown;
+      try {
+        row = JSON.parse(line);
+      } catch (e) {
+        throw rowError(ctx.file.path, lineNo, `invalid JSON (${messageOf(e)})`);
+      }
+      if (row === null || typeof row !== 'object' || Array.isArray(row)) {
+        throw rowError(ctx.file.path, lineNo, `expected a JSON object, found ${describeType(row)}`);
+      }
+      const r = row as Record<string, unknown>;
+      yield toExample(ctx, lineNo, r[columns.text], r[columns.label], columns.id === null ? undefined : r[columns.id]);
+    }
+  } finally {
+    lines.close();
+    input.destroy();
+  }
+}
+
+const NEWLINE = /\n/g;
+
+function countNewlines(s: string): number {
+  return s.match(NEWLINE)?.length ?? 0;
+}
+
+async function* readCsv(ctx: RowContext, countBytes: ByteCounter, signal?: AbortSignal): AsyncGenerator<SourceExample> {
+  const { file } = ctx;
+  const input = createReadStream(file.path);
+  input.on('data', (chunk) => countBytes(chunk.length));
+  const parser = parseCsvStream({
+    delimiter: file.delimiter ?? ',',
+    bom: true,
+    info: true,
+    raw: true,
+    relax_column_count: true,
+    relax_quotes: true,
+    skip_empty_lines: true,
+  });
+  input.on('error', (e) => parser.destroy(e));
+  input.pipe(parser);
+  // csv-parse's own line counts drift on CRLF inside quoted fields, so lines are counted from the raw text.
+  let nextLine = 1;
+  let header: string[] | undefined;
+  let indexes: ColumnIndexes | undefined;
+  try {
+    for await (const item of parser as AsyncIterable<{ record: string[]; raw: string }>) {
+      signal?.throwIfAborted();
+      const { record, raw } = item;
+      const leading = /^(?:[ \t]*\r?\n)*/.exec(raw)![0];
+      nextLine += countNewlines(leading);
+      const line = nextLine;
+      nextLine += countNewlines(raw.slice(leading.length));
+      if (!header) {
+        header = record;
+        indexes = resolveCsvColumns(file.path, line, header, ctx.columns);
+        continue;
+      }
+      if (record.length !== header.length) {
+        throw rowError(file.path, line, `expected ${header.length} fields but found ${record.length}`, [
+          `check the quoting, or set DATASET.delimiter (now ${JSON.stringify(file.delimiter ?? ',')})`,
+        ]);
+      }
+      const ix = indexes!;
+      yield toExample(ctx, line, record[ix.text], record[ix.label], ix.id === -1 ? undefined : record[ix.id]);
+    }
+  } catch (e) {
+    if (e instanceof UserError || signal?.aborted) throw e;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('CSV_')) {
+      const at = (e as { lines?: number }).lines ?? nextLine;
+      throw rowError(file.path, at, messageOf(e), [`check the quoting, or set DATASET.delimiter`]);
+    }
+    throw e;
+  } finally {
+    input.destroy();
+    parser.destroy();
+  }
+  if (!header) throw new UserError(`${displayPath(file.path)}: the file is empty`);
+}
+
+export async function* readTabular(desc: FilesDescription, opts: ReadOptions): AsyncGenerator<SourceExample> {
+  const sizes = await Promise.all(desc.files.map(async (f) => (await stat(f.path)).size));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const progress = throttledProgress(opts.onProgress, { phase: 'read', unit: 'bytes', total }, 1 << 20);
+  let done = 0;
+  const countBytes: ByteCounter = (n) => {
+    done += n;
+    progress.update(done);
+  };
+  for (const file of desc.files) {
+    opts.signal?.throwIfAborted();
+    const ctx: RowContext = {
+      file,
+      columns: desc.columns,
+      classes: desc.classes,
+      threshold: desc.threshold,
+      seenIds: new Map(),
+    };
+    const rows = file.format === 'jsonl' ? readJsonl(ctx, countBytes, opts.signal) : readCsv(ctx, countBytes, opts.signal);
+    for await (const example of rows) yield example;
+    if (ctx.seenIds.size === 0) throw new UserError(`${displayPath(file.path)}: no rows`);
+  }
+  progress.finish(done);
+}

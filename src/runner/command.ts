@@ -1,0 +1,45 @@
+import { Command, Flags } from '@oclif/core';
+import { ConfigError, UsageError } from './config.js';
+import { isUserError } from './errors.js';
+
+/**
+ * Shared error handling: user errors print their message and exit 1 (2 for wrong usage), with a
+ * stack trace only under --verbose; anything else is a bug and prints its stack.
+ */
+export abstract class SentimentCommand extends Command {
+  static override baseFlags = {
+    verbose: Flags.boolean({ description: 'Show stack traces and extra detail for errors.', default: false }),
+  };
+
+  protected get verbose(): boolean {
+    return this.argv.includes('--verbose');
+  }
+
+  protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<unknown> {
+    if (err.oclif?.exit !== undefined && !isUserError(err)) return super.catch(err);
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      const n = err.problems.length;
+      process.stderr.write(`${n} problem${n === 1 ? '' : 's'} found\n`);
+    } else if (isUserError(err)) {
+      process.stderr.write(`Error: ${err.toString()}\n`);
+    } else {
+      process.stderr.write(`${err.stack ?? err.message}\n`);
+    }
+    if (this.verbose && err.stack && isUserError(err)) process.stderr.write(`${err.stack}\n`);
+    return this.exit(err instanceof UsageError ? 2 : 1);
+  }
+}
+
+/** Where caches and runs go: flag, else environment, else under the current folder. */
+export const locationFlags = {
+  'cache-dir': Flags.string({ description: 'Cache of stage outputs.', env: 'SENTIMENT_CACHE_DIR', default: '.sentiment/cache' }),
+  'runs-dir': Flags.string({ description: 'Where run folders are written.', env: 'SENTIMENT_RUNS_DIR', default: 'runs' }),
+};
+
+export const setFlag = Flags.string({
+  description: 'Override a setting, KEY=VALUE (VALUE read as YAML); repeatable. Validated like the file.',
+  multiple: true,
+  multipleNonGreedy: true,
+  default: [],
+});

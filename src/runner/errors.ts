@@ -1,0 +1,26 @@
+/**
+ * Errors a user can fix (bad config, missing files, offline without a local copy). They exit 1 and are
+ * printed without a stack trace unless --verbose. Anything else is a bug and keeps its stack.
+ */
+export class UserError extends Error {
+  /** Extra lines (one problem each) shown under the message. */
+  readonly details: string[];
+  constructor(message: string, details: string[] = [], options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UserError';
+    this.details = details;
+  }
+
+  override toString(): string {
+    return [this.message, ...this.details.map((d) => `  ${d}`)].join('\n');
+  }
+}
+
+export function isUserError(e: unknown): e is UserError {
+  return e instanceof UserError;
+}
+
+/** Message of any thrown value, for wrapping in a UserError with context. */
+export function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,135 @@
+/* Generated from schemas/ by scripts/gen-types.mjs; do not edit. Run `npm run gen:types`. */
+
+/**
+ * A sentiment experiment: a frozen pretrained BERT encoder feeding a (bi)directional GRU head. The first ten keys are the original PyTorch project's settings, with its defaults; the rest are extensions.
+ */
+export interface ExperimentConfig {
+  /**
+   * true: train, evaluate, then predict TEXT. false: only predict TEXT with the head already trained for this config.
+   */
+  TRAIN?: boolean;
+  /**
+   * Text whose sentiment is predicted at the end of a run.
+   */
+  TEXT?: string;
+  /**
+   * Training batch size (examples per optimiser step).
+   */
+  BATCH_SIZE?: number;
+  /**
+   * Training epochs.
+   */
+  N_EPOCHS?: number;
+  /**
+   * Seed for the train/valid split, subsets, initialisation, dropout and shuffling.
+   */
+  SEED?: number;
+  /**
+   * Bidirectional GRU.
+   */
+  BIDIRECTIONAL?: boolean;
+  /**
+   * GRU hidden size.
+   */
+  HIDDEN_DIM?: number;
+  /**
+   * Width of the output layer. Must be 1: the head is a binary classifier with one logit.
+   */
+  OUTPUT_DIM?: 1;
+  /**
+   * Stacked GRU layers.
+   */
+  N_LAYERS?: number;
+  /**
+   * Dropout probability between GRU layers and before the linear layer, in [0, 1).
+   */
+  DROPOUT?: number;
+  /**
+   * Encoder: a Hugging Face model id (for example Xenova/bert-base-uncased, downloaded when online) or a local folder in the Hugging Face layout (config.json, tokenizer.json, onnx/model.onnx). Relative paths are resolved from the experiment file's folder (from the current folder for --set).
+   */
+  MODEL?: string;
+  /**
+   * Dataset: `imdb` (downloads aclImdb_v1.tar.gz when online), a path (an aclImdb folder, an aclImdb_v1.tar.gz, a JSONL or CSV file, or a folder holding train.* and test.*), or a mapping with the path and how to read it.
+   */
+  DATASET?: string | DatasetSpec;
+  /**
+   * Maximum tokens per text including [CLS] and [SEP]; longer texts keep their head.
+   */
+  MAX_LENGTH?: number;
+  /**
+   * Adam learning rate.
+   */
+  LEARNING_RATE?: number;
+  /**
+   * Fraction of the training examples held out as the valid split (0.3 gives 17,500 / 7,500 on IMDB).
+   */
+  VALID_RATIO?: number;
+  /**
+   * Use a deterministic, class-balanced subset of this many training examples (before the valid split); null uses all.
+   */
+  MAX_TRAIN_EXAMPLES?: number | null;
+  /**
+   * Use a deterministic, class-balanced subset of this many test examples; null uses all.
+   */
+  MAX_TEST_EXAMPLES?: number | null;
+  /**
+   * The class whose probability the model outputs (label 1). One of the dataset's two classes; `negative` by default, as in the original (outputs near 1 mean negative).
+   */
+  TARGET?: string;
+  /**
+   * How the encoder's per-token features are stored in the cache.
+   */
+  ENCODER_DTYPE?: 'float16' | 'float32';
+  /**
+   * Training engine. auto takes the first of tensorflow-gpu, tensorflow that loads, else wasm. An explicitly requested backend that cannot load is an error.
+   */
+  BACKEND?: 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+  /**
+   * Where the encoder runs. auto picks the best available; an explicitly requested device that is unavailable is an error.
+   */
+  DEVICE?: 'auto' | 'cpu' | 'cuda' | 'webgpu';
+}
+/**
+ * Where a dataset is and how to read it.
+ */
+export interface DatasetSpec {
+  /**
+   * `imdb`, an aclImdb folder, an aclImdb_v1.tar.gz, a JSONL/CSV file (the training file; see test and test_ratio), or a folder holding train.* and test.*.
+   */
+  path: string;
+  /**
+   * A separate JSONL/CSV test file, when path is a single training file.
+   */
+  test?: string;
+  /**
+   * When there is no test file: the fraction of rows held out (deterministically, from SEED) as the test split.
+   */
+  test_ratio?: number;
+  /**
+   * Column (CSV) or field (JSONL) holding the text.
+   */
+  text_column?: string;
+  /**
+   * Column or field holding the label.
+   */
+  label_column?: string;
+  /**
+   * Column or field holding a row id; when absent, the row number is used.
+   */
+  id_column?: string;
+  /**
+   * Names of the two classes: the first for raw label 0 (or false, or below threshold), the second for raw label 1 (or true, or at/above threshold). String labels equal to a class name map to it.
+   *
+   * @minItems 2
+   * @maxItems 2
+   */
+  classes?: [string, string];
+  /**
+   * Numeric labels at or above this value are the second class (for scores such as Ethos's isHate).
+   */
+  threshold?: number;
+  /**
+   * CSV field delimiter; detected from the header line (comma, semicolon or tab) when absent.
+   */
+  delimiter?: string;
+}

@@ -1,0 +1,108 @@
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { UserError, messageOf } from './errors.js';
+
+/** Files a tokenizer needs (the rest of the folder is not read to tokenize). */
+export const TOKENIZER_FILES = { required: ['tokenizer.json', 'tokenizer_config.json'], optional: ['special_tokens_map.json', 'config.json'] };
+
+/** The Hugging Face hub, or a mirror (HF_ENDPOINT, as in Python's huggingface_hub). */
+export function hubEndpoint(): string {
+  return (process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
+}
+
+/** A MODEL value is a local folder when it looks like a path or names an existing folder; else a hub id. */
+export function isLocalModel(model: string, baseDir: string): boolean {
+  return /^(\.{1,2}[\\/]|[\\/]|~|[A-Za-z]:[\\/])/.test(model) || model === '.' || existsSync(path.resolve(baseDir, model));
+}
+
+export interface ModelFolder {
+  /** Absolute folder in the Hugging Face layout. */
+  dir: string;
+  /** Hub id, or undefined for a local folder. */
+  hubId?: string;
+}
+
+/**
+ * A local folder holding `files.required` of MODEL: the folder itself when MODEL is a path, else the
+ * cache's copy of the hub model, downloading what is missing.
+ */
+export async function resolveModelFolder(
+  model: string,
+  baseDir: string,
+  cacheRoot: string,
+  files: { required: string[]; optional?: string[] },
+  onProgress?: (file: string, done: number, total?: number) => void,
+): Promise<ModelFolder> {
+  if (isLocalModel(model, baseDir)) {
+    const dir = path.resolve(baseDir, model.replace(/^~(?=$|[\\/])/, process.env.HOME ?? '~'));
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      throw new UserError(`MODEL: ${dir} is not a folder. MODEL is a Hugging Face model id or a local folder in the Hugging Face layout (config.json, tokenizer.json, onnx/model.onnx).`);
+    }
+    const missing = files.required.filter((f) => !existsSync(path.join(dir, f)));
+    if (missing.length > 0) {
+      throw new UserError(`MODEL: ${dir} has no ${missing.join(', ')}; a model folder in the Hugging Face layout holds config.json, tokenizer.json, tokenizer_config.json and onnx/model.onnx.`);
+    }
+    return { dir };
+  }
+  if (!/^[\w.-]+(\/[\w.-]+)?$/.test(model)) {
+    throw new UserError(`MODEL: "${model}" is neither an existing folder nor a Hugging Face model id (owner/name).`);
+  }
+  const dir = path.join(cacheRoot, 'models', ...model.split('/'));
+  const missing = files.required.filter((f) => !existsSync(path.join(dir, f)));
+  if (missing.length === 0) return { dir, hubId: model };
+  for (const file of missing) await downloadHubFile(model, file, dir, true, onProgress);
+  for (const file of files.optional ?? []) {
+    if (!existsSync(path.join(dir, file))) await downloadHubFile(model, file, dir, false, onProgress);
+  }
+  return { dir, hubId: model };
+}
+
+async function downloadHubFile(
+  id: string,
+  file: string,
+  dir: string,
+  required: boolean,
+  onProgress?: (file: string, done: number, total?: number) => void,
+): Promise<void> {
+  const url = `${hubEndpoint()}/${id}/resolve/main/${file}`;
+  const target = path.join(dir, file);
+  const partial = `${target}.partial-${randomBytes(4).toString('hex')}`;
+  let response: Response;
+  try {
+    response = await fetch(url, { redirect: 'follow' });
+  } catch (e) {
+    if (!required) return;
+    throw offlineError(id, url, messageOf((e as Error).cause ?? e));
+  }
+  if (response.status === 404 && !required) return;
+  if (!response.ok || !response.body) {
+    if (!required) return;
+    throw offlineError(id, url, `HTTP ${response.status}`);
+  }
+  await mkdir(path.dirname(target), { recursive: true });
+  const total = Number(response.headers.get('content-length')) || undefined;
+  let done = 0;
+  const body = Readable.fromWeb(response.body as never);
+  body.on('data', (chunk: Buffer) => {
+    done += chunk.length;
+    onProgress?.(file, done, total);
+  });
+  try {
+    await pipeline(body, createWriteStream(partial));
+    await rename(partial, target);
+  } catch (e) {
+    await rm(partial, { force: true });
+    throw offlineError(id, url, messageOf(e));
+  }
+}
+
+function offlineError(id: string, url: string, reason: string): UserError {
+  return new UserError(
+    `MODEL: could not download ${id} from ${url} (${reason}). Without network access, point MODEL at a local folder in the Hugging Face layout (config.json, tokenizer.json, onnx/model.onnx), for example --set MODEL=../shared/models/imdb-bert-tiny, or set HF_ENDPOINT to a reachable mirror.`,
+  );
+}

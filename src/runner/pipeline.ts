@@ -1,0 +1,228 @@
+import { mkdir, appendFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import YAML from 'yaml';
+import { Cache, stageKey, type CacheEntry, type KeyMaterial, type StageKey } from './cache.js';
+import type { LoadedExperiment } from './config.js';
+import { UserError } from './errors.js';
+import { commonDir, fingerprintFiles } from './fingerprint.js';
+import { ProgressLine, formatSeconds } from './progress.js';
+import { STAGE_NAMES, type KeyContext, type Stage, type StageName } from './stage.js';
+
+export interface RunOptions {
+  cacheDir: string;
+  runsDir: string;
+  /** Stop after this stage. */
+  until?: StageName;
+  /** Recompute this stage and every stage after it ('all': everything). */
+  force?: StageName | 'all';
+  /** Where progress goes: a terminal gets a live display, anything else plain lines. */
+  interactive: boolean;
+  /** Progress and log lines, when not rendered by listr2's terminal display (for tests and --json). */
+  stream?: NodeJS.WritableStream;
+  signal?: AbortSignal;
+}
+
+export interface PlannedStage {
+  stage: Stage;
+  material: KeyMaterial;
+  key: StageKey;
+  /** The cached entry, when it hits and is not forced. */
+  entry?: CacheEntry;
+  forced: boolean;
+  /** Why it hits or misses, for --explain. */
+  reason: string;
+}
+
+export interface StageResult {
+  name: StageName;
+  cached: boolean;
+  seconds: number;
+  path: string;
+  info: Record<string, unknown>;
+}
+
+export interface RunResult {
+  experiment: string;
+  run_dir: string;
+  stages: StageResult[];
+}
+
+export function keyContext(experiment: LoadedExperiment, cache: Cache): KeyContext {
+  return {
+    experiment,
+    config: experiment.config,
+    cache,
+    fingerprint: (files, root) => fingerprintFiles(files, root ?? commonDir(files), path.join(cache.root, 'fingerprints.json')),
+  };
+}
+
+/** The stages a run goes through, in order, up to `until`. */
+export function stagesUntil(stages: Stage[], until?: StageName): Stage[] {
+  if (!until) return stages;
+  const index = stages.findIndex((s) => s.name === until);
+  if (index < 0) {
+    const known = stages.map((s) => s.name).join(', ');
+    throw new UserError(`--until ${until}: this version runs the stages ${known}; ${until} is not one of them yet`);
+  }
+  return stages.slice(0, index + 1);
+}
+
+/** Computes every stage's key (chained through upstream keys) and whether it is cached, without running anything. */
+export async function planStages(experiment: LoadedExperiment, stages: Stage[], cache: Cache, force?: StageName | 'all'): Promise<PlannedStage[]> {
+  const ctx = keyContext(experiment, cache);
+  const keys = new Map<StageName, StageKey>();
+  const planned: PlannedStage[] = [];
+  const forceFrom = force === undefined ? Infinity : force === 'all' ? 0 : STAGE_NAMES.indexOf(force);
+  for (const stage of stages) {
+    const upstream: Record<string, string> = {};
+    for (const name of stage.upstream) {
+      const key = keys.get(name);
+      if (!key) throw new Error(`stage ${stage.name} needs ${name}, which is not planned before it`);
+      upstream[name] = key;
+    }
+    const material: KeyMaterial = {
+      stage: stage.name,
+      version: stage.version,
+      config: stage.reads(experiment.config),
+      upstream,
+      inputs: stage.inputs ? await stage.inputs(ctx) : {},
+    };
+    const key = stageKey(material);
+    keys.set(stage.name, key);
+    const forced = STAGE_NAMES.indexOf(stage.name) >= forceFrom;
+    const entry = forced ? undefined : await cache.lookup(stage.name, key);
+    const reason = forced ? 'forced' : entry ? hitReason(entry) : await missReason(cache, material);
+    planned.push({ stage, material, key, entry, forced, reason });
+  }
+  return planned;
+}
+
+function hitReason(entry: CacheEntry): string {
+  return `cached ${entry.manifest.key.slice(0, 12)} (computed ${entry.manifest.createdAt} in ${formatSeconds(entry.manifest.seconds)})`;
+}
+
+/** Names what changed since the most similar cached entry of the same stage. */
+async function missReason(cache: Cache, material: KeyMaterial): Promise<string> {
+  const entries = await cache.entries(material.stage);
+  if (entries.length === 0) return 'not cached yet';
+  let best: { changes: string[]; entry: CacheEntry } | undefined;
+  for (const entry of entries) {
+    const changes = describeChanges(entry.manifest.material, material);
+    if (!best || changes.length < best.changes.length) best = { changes, entry };
+  }
+  return `changed since ${best!.entry.manifest.key.slice(0, 12)}: ${best!.changes.join('; ')}`;
+}
+
+export function describeChanges(before: KeyMaterial, after: KeyMaterial): string[] {
+  const changes: string[] = [];
+  if (before.version !== after.version) changes.push(`implementation v${before.version} → v${after.version}`);
+  const show = (v: unknown) => (v === undefined ? '(unset)' : JSON.stringify(v));
+  for (const key of union(before.config, after.config)) {
+    if (JSON.stringify(before.config[key]) !== JSON.stringify(after.config[key])) changes.push(`${key} ${show(before.config[key])} → ${show(after.config[key])}`);
+  }
+  for (const key of union(before.upstream, after.upstream)) {
+    if (before.upstream[key] !== after.upstream[key]) changes.push(`upstream ${key} changed`);
+  }
+  for (const key of union(before.inputs, after.inputs)) {
+    if (JSON.stringify(before.inputs[key]) !== JSON.stringify(after.inputs[key])) changes.push(`input ${key} changed`);
+  }
+  return changes.length > 0 ? changes : ['(no difference found)'];
+}
+
+function union(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+}
+
+/** `runs/<experiment>/<UTC time>/`, made unique if two runs start in the same second. */
+export async function makeRunDir(runsDir: string, experiment: string): Promise<string> {
+  const stamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  await mkdir(path.join(runsDir, experiment), { recursive: true });
+  for (let n = 0; ; n++) {
+    const dir = path.join(runsDir, experiment, n === 0 ? stamp : `${stamp}-${n}`);
+    try {
+      await mkdir(dir);
+      return dir;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+}
+
+/**
+ * Runs an experiment's stages in order, each from the cache when its key hits, and records the run in
+ * a run folder (resolved config, log, result).
+ */
+export async function runStages(experiment: LoadedExperiment, stages: Stage[], options: RunOptions): Promise<RunResult> {
+  const cache = new Cache(options.cacheDir);
+  const selected = stagesUntil(stages, options.until);
+  await Promise.all(selected.map((s) => cache.sweepTemporary(s.name)));
+  const plan = await planStages(experiment, selected, cache, options.force);
+  const runDir = await makeRunDir(options.runsDir, experiment.name);
+  await writeFile(path.join(runDir, 'config.yaml'), YAML.stringify(experiment.config));
+  const logFile = path.join(runDir, 'log.txt');
+  const log = async (line: string) => {
+    await appendFile(logFile, `${new Date().toISOString()} ${line}\n`);
+  };
+  await log(`experiment ${experiment.file} ${JSON.stringify(experiment.overrides)}`);
+
+  const { Listr, ProcessOutput } = await import('listr2');
+  const out = options.stream ?? process.stderr;
+  const ctx = keyContext(experiment, cache);
+  const entries: Partial<Record<StageName, CacheEntry>> = {};
+  const results: StageResult[] = [];
+  const signal = options.signal ?? new AbortController().signal;
+
+  const tasks = new Listr(
+    plan.map((p) => ({
+      title: p.stage.name,
+      task: async (_: unknown, task: { title: string; output: string }) => {
+        const started = performance.now();
+        let entry = p.entry;
+        if (entry) {
+          task.title = `${p.stage.name} · cached`;
+        } else {
+          const lines: string[] = [];
+          const progress = new ProgressLine(
+            (line) => (task.output = line),
+            (line) => {
+              lines.push(line);
+              task.output = line;
+            },
+            options.interactive ? 100 : 5000,
+          );
+          const upstream: Partial<Record<StageName, CacheEntry>> = {};
+          for (const name of p.stage.upstream) upstream[name] = entries[name];
+          entry = await cache.compute(
+            p.material,
+            (dir) => p.stage.produce({ ...ctx, dir, upstream, progress, signal }),
+            { force: p.forced },
+          );
+          for (const line of lines) await log(`${p.stage.name}: ${line}`);
+        }
+        entries[p.stage.name] = entry;
+        const seconds = (performance.now() - started) / 1000;
+        results.push({ name: p.stage.name, cached: p.entry !== undefined, seconds, path: entry.dir, info: entry.manifest.info });
+        if (!p.entry) task.title = `${p.stage.name} · ${formatSeconds(seconds)}`;
+        await log(`${p.stage.name}: ${p.entry ? 'cached' : 'computed'} in ${seconds.toFixed(3)}s → ${entry.dir}`);
+      },
+    })),
+    {
+      concurrent: false,
+      exitOnError: true,
+      renderer: options.interactive ? 'default' : 'simple',
+      rendererOptions: { processOutput: new ProcessOutput(out as NodeJS.WriteStream, out as NodeJS.WriteStream) },
+      fallbackRendererOptions: { processOutput: new ProcessOutput(out as NodeJS.WriteStream, out as NodeJS.WriteStream) },
+      collectErrors: false,
+      registerSignalListeners: false,
+    } as never,
+  );
+  try {
+    await tasks.run();
+  } catch (e) {
+    await log(`failed: ${(e as Error).message}`);
+    throw e;
+  }
+  const result: RunResult = { experiment: experiment.name, run_dir: runDir, stages: results };
+  await writeFile(path.join(runDir, 'run.json'), JSON.stringify(result, null, 2));
+  return result;
+}

@@ -1,0 +1,30 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const SHARED = path.resolve(REPO, '../shared');
+
+/** A fresh temporary folder, removed after the current test file. */
+export async function tempDir(prefix = 'sentiment-test-'): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export async function writeText(file: string, text: string): Promise<string> {
+  await writeFile(file, text);
+  return file;
+}
+
+/** Skips the calling suite (with the reason printed) when a ../shared file is absent. */
+export function requireShared(this: Mocha.Context, relative: string): string {
+  const p = path.join(SHARED, relative);
+  if (!existsSync(p)) {
+    console.log(`      (skipped: ${p} is absent; it comes with the project's shared data)`);
+    this.skip();
+  }
+  return p;
+}
