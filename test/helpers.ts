@@ -28,3 +28,19 @@ export function requireShared(this: Mocha.Context, relative: string): string {
   }
   return p;
 }
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI (bin/run.js, from dist/) as a user would. */
+export async function sentiment(args: string[], env: Record<string, string> = {}, cwd = REPO): Promise<CliResult> {
+  const { execFile } = await import('node:child_process');
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(REPO, 'bin/run.js'), ...args], { cwd, env: { ...process.env, CI: '1', ...env }, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}

@@ -39,6 +39,20 @@ const TABULAR_EXTENSIONS: Record<string, TabularFormat> = {
 const TAR_SUFFIXES = ['.tar.gz', '.tgz', '.tar'];
 /** Options that only mean something for JSONL/CSV files. */
 const TABULAR_ONLY_KEYS = ['test', 'test_ratio', 'text_column', 'label_column', 'id_column', 'threshold', 'delimiter'] as const;
+/**
+ * The schema's defaults for DatasetSpec. The config loader fills them in (ajv useDefaults), so a value equal to its
+ * default cannot be told from an absent one and must mean the same.
+ */
+const SPEC_DEFAULTS: Partial<Record<keyof DatasetSpec, unknown>> = {
+  test_ratio: DEFAULT_TEST_RATIO,
+  text_column: 'text',
+  label_column: 'label',
+  id_column: 'id',
+};
+
+function isSet<K extends keyof DatasetSpec>(spec: DatasetSpec, key: K): boolean {
+  return spec[key] !== undefined && spec[key] !== SPEC_DEFAULTS[key];
+}
 
 /**
  * Resolves a DATASET value (string or mapping, as written) without reading the data itself; relative paths are
@@ -135,7 +149,7 @@ export async function describeDataset(dataset: string | DatasetSpec, baseDir: st
   if (spec.test !== undefined) {
     throw new UserError(`DATASET.test: only applies when DATASET.path is a single training file, and ${displayPath(abs)} is a folder`);
   }
-  const entries = await readdir(abs, { withFileTypes: true });
+  const entries = (await readdir(abs, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const files: TabularFile[] = [];
   for (const source of ['train', 'test'] as SourceSplit[]) {
     const candidates = entries.filter(
@@ -189,7 +203,7 @@ function checkClasses(classes: DatasetSpec['classes']): [string, string] {
 }
 
 function rejectTabularOptions(spec: DatasetSpec, what: string): void {
-  const given = TABULAR_ONLY_KEYS.filter((k) => spec[k] !== undefined);
+  const given = TABULAR_ONLY_KEYS.filter((k) => isSet(spec, k));
   if (given.length > 0) {
     throw new UserError(
       `DATASET.${given[0]}: only applies to JSONL/CSV files, and DATASET is ${what} (aclImdb layout); remove ${given.map((k) => `DATASET.${k}`).join(', ')}`,
@@ -219,7 +233,7 @@ async function describeFiles(
   location: string,
 ): Promise<FilesDescription> {
   const hasTest = files.some((f) => f.source === 'test');
-  if (hasTest && spec.test_ratio !== undefined) {
+  if (hasTest && isSet(spec, 'test_ratio')) {
     throw new UserError('DATASET.test_ratio: only applies when there is no test file, and this dataset has one');
   }
   const testRatio = hasTest ? null : (spec.test_ratio ?? DEFAULT_TEST_RATIO);
@@ -236,7 +250,8 @@ async function describeFiles(
   const columns: TabularColumns = {
     text: spec.text_column ?? 'text',
     label: spec.label_column ?? 'label',
-    id: spec.id_column ?? null,
+    // `id` (the schema default) means line numbers: the shared IMDB JSONL's `id` repeats across the two classes.
+    id: isSet(spec, 'id_column') ? spec.id_column! : null,
   };
   for (const file of files) {
     if (file.format === 'csv') {
@@ -252,7 +267,7 @@ async function describeFiles(
     inputs: files.map((f) => f.path),
     identity: {
       source: 'files',
-      files: files.map((f) => ({ source: f.source, format: f.format, ...(f.delimiter ? { delimiter: f.delimiter } : {}) })),
+      tables: files.map((f) => ({ source: f.source, format: f.format, ...(f.delimiter ? { delimiter: f.delimiter } : {}) })),
       text_column: columns.text,
       label_column: columns.label,
       id_column: columns.id,

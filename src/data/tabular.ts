@@ -230,10 +230,10 @@ async function* readJsonl(ctx: RowContext, countBytes: ByteCounter, signal?: Abo
   }
 }
 
-const NEWLINE = /\n/g;
+const LINE_BREAK = /\r\n|\r|\n/g;
 
-function countNewlines(s: string): number {
-  return s.match(NEWLINE)?.length ?? 0;
+function countLineBreaks(s: string): number {
+  return s.match(LINE_BREAK)?.length ?? 0;
 }
 
 async function* readCsv(ctx: RowContext, countBytes: ByteCounter, signal?: AbortSignal): AsyncGenerator<SourceExample> {
@@ -251,7 +251,8 @@ async function* readCsv(ctx: RowContext, countBytes: ByteCounter, signal?: Abort
   });
   input.on('error', (e) => parser.destroy(e));
   input.pipe(parser);
-  // csv-parse's own line counts drift on CRLF inside quoted fields, so lines are counted from the raw text.
+  // csv-parse's info.lines drifts on CRLF files, so lines are counted from each record's raw text, where a CRLF
+  // record delimiter shows as a lone \r and skipped empty lines come first.
   let nextLine = 1;
   let header: string[] | undefined;
   let indexes: ColumnIndexes | undefined;
@@ -259,10 +260,10 @@ async function* readCsv(ctx: RowContext, countBytes: ByteCounter, signal?: Abort
     for await (const item of parser as AsyncIterable<{ record: string[]; raw: string }>) {
       signal?.throwIfAborted();
       const { record, raw } = item;
-      const leading = /^(?:[ \t]*\r?\n)*/.exec(raw)![0];
-      nextLine += countNewlines(leading);
+      const leading = /^(?:\r\n|\r|\n)*/.exec(raw)![0];
+      nextLine += countLineBreaks(leading);
       const line = nextLine;
-      nextLine += countNewlines(raw.slice(leading.length));
+      nextLine += countLineBreaks(raw.slice(leading.length));
       if (!header) {
         header = record;
         indexes = resolveCsvColumns(file.path, line, header, ctx.columns);
@@ -280,8 +281,8 @@ async function* readCsv(ctx: RowContext, countBytes: ByteCounter, signal?: Abort
     if (e instanceof UserError || signal?.aborted) throw e;
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && code.startsWith('CSV_')) {
-      const at = (e as { lines?: number }).lines ?? nextLine;
-      throw rowError(file.path, at, messageOf(e), [`check the quoting, or set DATASET.delimiter`]);
+      // nextLine: where the record that failed starts, e.g. an unclosed quote's opening line.
+      throw rowError(file.path, nextLine, messageOf(e), [`check the quoting, or set DATASET.delimiter`]);
     }
     throw e;
   } finally {

@@ -58,10 +58,7 @@ export interface TabularFile {
 export interface TabularColumns {
   text: string;
   label: string;
-  /**
-   * DATASET.id_column when set, else null: ids are then line numbers. Not `id` by default, because the shared IMDB
-   * JSONL's `id` is the aclImdb file number, which repeats across the two classes.
-   */
+  /** DATASET.id_column when set to anything but its default `id`; null: ids are line numbers. */
   id: string | null;
 }
 

@@ -165,8 +165,11 @@ export async function runStages(experiment: LoadedExperiment, stages: Stage[], o
   };
   await log(`experiment ${experiment.file} ${JSON.stringify(experiment.overrides)}`);
 
-  const { Listr, ProcessOutput } = await import('listr2');
-  const out = options.stream ?? process.stderr;
+  const { Listr, ListrLogger, ProcessOutput } = await import('listr2');
+  // Progress never goes to stdout, which --json keeps for its one document.
+  const out = (options.stream ?? process.stderr) as NodeJS.WriteStream;
+  const processOutput = new ProcessOutput(out, out);
+  const rendererOptions = { processOutput, logger: new ListrLogger({ processOutput }) };
   const ctx = keyContext(experiment, cache);
   const entries: Partial<Record<StageName, CacheEntry>> = {};
   const results: StageResult[] = [];
@@ -210,8 +213,8 @@ export async function runStages(experiment: LoadedExperiment, stages: Stage[], o
       concurrent: false,
       exitOnError: true,
       renderer: options.interactive ? 'default' : 'simple',
-      rendererOptions: { processOutput: new ProcessOutput(out as NodeJS.WriteStream, out as NodeJS.WriteStream) },
-      fallbackRendererOptions: { processOutput: new ProcessOutput(out as NodeJS.WriteStream, out as NodeJS.WriteStream) },
+      rendererOptions: rendererOptions,
+      fallbackRendererOptions: rendererOptions,
       collectErrors: false,
       registerSignalListeners: false,
     } as never,

@@ -1,0 +1,138 @@
+import { expect } from 'chai';
+import { cp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { loadExperiment } from '../../src/runner/config.js';
+import { runStages, planStages, type RunOptions } from '../../src/runner/pipeline.js';
+import { Cache } from '../../src/runner/cache.js';
+import { readArrowBatches } from '../../src/runner/arrow.js';
+import type { Stage } from '../../src/runner/stage.js';
+import { STAGES } from '../../src/stages/index.js';
+import { tinyBert } from '../fixtures/tiny-bert.js';
+import { makeReviews } from '../fixtures/reviews.js';
+import { tempDir, writeText } from '../helpers.js';
+
+describe('runner/pipeline (data + tokenize on repo fixtures)', () => {
+  let dir: string;
+  let experimentFile: string;
+  let options: RunOptions;
+
+  before(async () => {
+    dir = await tempDir();
+    const model = path.join(dir, 'model');
+    await cp(await tinyBert(), model, { recursive: true });
+    await makeReviews(path.join(dir, 'reviews'), { train: 120, test: 40 });
+    experimentFile = await writeText(path.join(dir, 'exp.yaml'), 'MODEL: ./model\nDATASET: ./reviews\nMAX_LENGTH: 32\n');
+    options = { cacheDir: path.join(dir, 'cache'), runsDir: path.join(dir, 'runs'), interactive: false, stream: devNull(), until: 'tokenize' };
+  });
+
+  const run = (sets: string[] = [], extra: Partial<RunOptions> = {}) => runStages(loadExperiment(experimentFile, sets), STAGES, { ...options, ...extra });
+
+  it('computes each stage once, then serves both from the cache', async () => {
+    const first = await run();
+    expect(first.stages.map((s) => [s.name, s.cached])).to.deep.equal([['data', false], ['tokenize', false]]);
+    const second = await run();
+    expect(second.stages.map((s) => s.cached)).to.deep.equal([true, true]);
+    expect(second.stages.map((s) => s.path)).to.deep.equal(first.stages.map((s) => s.path));
+    expect(existsSync(path.join(second.run_dir, 'config.yaml'))).to.equal(true);
+    expect(await readFile(path.join(second.run_dir, 'log.txt'), 'utf8')).to.match(/tokenize: cached/);
+  });
+
+  it('writes the documented Arrow columns, in record batches', async () => {
+    const result = await run();
+    const tokens = result.stages.find((s) => s.name === 'tokenize')!;
+    const seen = { rows: 0, splits: new Set<string>() };
+    for await (const batch of readArrowBatches(path.join(tokens.path, 'tokens.arrow'))) {
+      expect(batch.schema.fields.map((f) => `${f.name}:${f.type}`)).to.deep.equal(['id:Utf8', 'input_ids:List<Int32>', 'length:Int32', 'label:Int8', 'split:Utf8']);
+      for (let i = 0; i < batch.numRows; i++) {
+        const ids = batch.getChild('input_ids')!.get(i)!.toArray() as Int32Array;
+        expect(ids.length).to.equal(batch.getChild('length')!.get(i));
+        expect(ids[0]).to.equal(2); // [CLS]
+        expect(ids[ids.length - 1]).to.equal(3); // [SEP]
+        seen.splits.add(batch.getChild('split')!.get(i) as string);
+      }
+      seen.rows += batch.numRows;
+    }
+    expect(seen.rows).to.equal(160);
+    expect([...seen.splits].sort()).to.deep.equal(['test', 'train', 'valid']);
+  });
+
+  it('reruns only tokenize when MAX_LENGTH changes, and explains why', async () => {
+    const cache = new Cache(options.cacheDir);
+    const plan = await planStages(loadExperiment(experimentFile, ['MAX_LENGTH=16']), STAGES.slice(0, 2), cache);
+    expect(plan.map((p) => p.entry !== undefined)).to.deep.equal([true, false]);
+    expect(plan[1].reason).to.match(/MAX_LENGTH 32 → 16/);
+    const result = await run(['MAX_LENGTH=16']);
+    expect(result.stages.map((s) => s.cached)).to.deep.equal([true, false]);
+  });
+
+  it('reruns data and tokenize when SEED changes, naming the upstream change', async () => {
+    const plan = await planStages(loadExperiment(experimentFile, ['SEED=1']), STAGES.slice(0, 2), new Cache(options.cacheDir));
+    expect(plan[0].reason).to.match(/SEED 12345 → 1/);
+    expect(plan[1].reason).to.match(/upstream data changed/);
+  });
+
+  it('--force STAGE recomputes that stage and those after it', async () => {
+    const forced = await run([], { force: 'tokenize' });
+    expect(forced.stages.map((s) => s.cached)).to.deep.equal([true, false]);
+    const all = await run([], { force: 'all' });
+    expect(all.stages.map((s) => s.cached)).to.deep.equal([false, false]);
+  });
+
+  it('misses when a tokenizer file’s content changes', async () => {
+    const file = path.join(dir, 'model', 'tokenizer_config.json');
+    const original = await readFile(file, 'utf8');
+    await writeFile(file, original.replace('"model_max_length": 128', '"model_max_length": 127'));
+    try {
+      const plan = await planStages(loadExperiment(experimentFile), STAGES.slice(0, 2), new Cache(options.cacheDir));
+      expect(plan[1].entry).to.equal(undefined);
+      expect(plan[1].reason).to.match(/input tokenizer changed/);
+    } finally {
+      await writeFile(file, original);
+    }
+  });
+
+  it('an interrupted stage leaves no entry, and the next run resumes after the last complete stage', async () => {
+    const controller = new AbortController();
+    const slowTokenize: Stage = {
+      ...STAGES[1],
+      async produce(ctx) {
+        await writeFile(path.join(ctx.dir, 'partial.arrow'), 'half');
+        controller.abort(new Error('interrupted'));
+        ctx.signal.throwIfAborted();
+        return {};
+      },
+    };
+    const stages = [STAGES[0], slowTokenize];
+    const sets = ['MAX_LENGTH=20'];
+    await runStages(loadExperiment(experimentFile, sets), stages, { ...options, signal: controller.signal }).then(
+      () => expect.fail('should be interrupted'),
+      (e) => expect(e.message).to.equal('interrupted'),
+    );
+    const leftovers = (await readdir(path.join(options.cacheDir, 'tokenize'))).filter((n) => n.startsWith('.tmp-'));
+    expect(leftovers).to.deep.equal([]);
+    const resumed = await run(sets);
+    expect(resumed.stages.map((s) => s.cached)).to.deep.equal([true, false]);
+  });
+
+  it('produces files another Arrow implementation reads (polars, when installed)', async function () {
+    let pl: typeof import('nodejs-polars').default;
+    try {
+      pl = (await import('nodejs-polars')).default;
+    } catch {
+      console.log('      (skipped: nodejs-polars is not installed; npm i --no-save nodejs-polars to run this check)');
+      return this.skip();
+    }
+    const result = await run();
+    const tokens = pl.readIPC(await readFile(path.join(result.stages[1].path, 'tokens.arrow')));
+    expect(tokens.height).to.equal(160);
+    expect(tokens.columns).to.deep.equal(['id', 'input_ids', 'length', 'label', 'split']);
+    const data = pl.readIPC(await readFile(path.join(result.stages[0].path, 'data.arrow')));
+    expect(data.columns).to.deep.equal(['id', 'text', 'label', 'split']);
+  });
+});
+
+function devNull(): NodeJS.WritableStream {
+  return new Writable({ write: (_c, _e, cb) => cb() });
+}
