@@ -47,7 +47,6 @@ const SPEC_DEFAULTS: Partial<Record<keyof DatasetSpec, unknown>> = {
   test_ratio: DEFAULT_TEST_RATIO,
   text_column: 'text',
   label_column: 'label',
-  id_column: 'id',
 };
 
 function isSet<K extends keyof DatasetSpec>(spec: DatasetSpec, key: K): boolean {

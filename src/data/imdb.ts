@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { createReadStream, readFileSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
 import { UserError, messageOf } from '../runner/errors.js';
@@ -80,32 +80,30 @@ function keyFromFolderPath(file: string): AclImdbKey {
   };
 }
 
-const READ_AHEAD = 32;
+const BATCH_FILES = 256;
 
-/** Reads the files listed by listAclImdbFolder, in that order, with a few reads in flight. */
+/**
+ * Reads the files listed by listAclImdbFolder, in that order. Small synchronous reads in batches are several times
+ * faster than one async readFile per review (4 syscalls through the thread pool each); yielding to the event loop
+ * between batches keeps progress output alive.
+ */
 export async function* readAclImdbFolder(files: string[], opts: ReadOptions): AsyncGenerator<SourceExample> {
   const progress = throttledProgress(opts.onProgress, { phase: 'read', unit: 'rows', total: files.length }, 500);
-  const pending: Promise<string>[] = [];
-  let next = 0;
-  const fill = () => {
-    while (next < files.length && pending.length < READ_AHEAD) {
-      const p = readFile(files[next++]!, 'utf8');
-      p.catch(() => undefined); // awaited in order below; avoids unhandled rejections when the consumer stops early
-      pending.push(p);
-    }
-  };
-  for (let i = 0; i < files.length; i++) {
+  for (let start = 0; start < files.length; start += BATCH_FILES) {
+    await new Promise((resolve) => setImmediate(resolve));
     opts.signal?.throwIfAborted();
-    fill();
-    let text: string;
-    try {
-      text = await pending.shift()!;
-    } catch (e) {
-      throw new UserError(`DATASET: could not read ${displayPath(files[i]!)}: ${messageOf(e)}`);
+    const batch = files.slice(start, start + BATCH_FILES).map((file) => {
+      try {
+        return { file, text: readFileSync(file, 'utf8') };
+      } catch (e) {
+        throw new UserError(`DATASET: could not read ${displayPath(file)}: ${messageOf(e)}`);
+      }
+    });
+    for (const { file, text } of batch) {
+      const key = keyFromFolderPath(file);
+      yield { id: idOf(key), text, classIndex: key.classIndex, source: key.source };
     }
-    const key = keyFromFolderPath(files[i]!);
-    yield { id: idOf(key), text, classIndex: key.classIndex, source: key.source };
-    progress.update(i + 1);
+    progress.update(start + batch.length);
   }
   progress.finish(files.length);
 }
@@ -157,7 +155,7 @@ export async function* readAclImdbTar(file: string, opts: ReadOptions): AsyncGen
     });
     parser.on('error', (e: unknown) =>
       done(
-        new UserError(`DATASET: ${displayPath(file)} is not a readable tar archive: ${messageOf(e)}`, [
+        new UserError(`DATASET: ${displayPath(file)} could not be read as a tar archive (damaged or truncated?): ${messageOf(e)}`, [
           'expected aclImdb_v1.tar.gz as published (train/ and test/, each with pos/ and neg/)',
         ]),
       ),

@@ -15,4 +15,7 @@ export {
   type ReadProgress,
   type SourceExample,
   type SourceSplit,
+  type TabularColumns,
+  type TabularFile,
+  type TabularFormat,
 } from './types.js';

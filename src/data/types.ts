@@ -58,7 +58,7 @@ export interface TabularFile {
 export interface TabularColumns {
   text: string;
   label: string;
-  /** DATASET.id_column when set to anything but its default `id`; null: ids are line numbers. */
+  /** DATASET.id_column when set; null: ids are line numbers. */
   id: string | null;
 }
 

@@ -114,7 +114,7 @@ export interface DatasetSpec {
    */
   label_column?: string;
   /**
-   * Column or field holding a row id; when absent, the row number is used.
+   * Column or field holding a unique row id. When absent, ids are line numbers (IMDB's JSONL `id` repeats across classes, so it is not used by default).
    */
   id_column?: string;
   /**

@@ -1,8 +1,8 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import * as tar from 'tar';
-import { describeDataset } from '../../src/data/index.js';
+import { describeDataset, readExamples } from '../../src/data/index.js';
 import {
   ACLIMDB_EXPECTED,
   collect,
@@ -71,7 +71,7 @@ describe('data: aclImdb folder and tarball', () => {
 
   it('stops early without error when the consumer breaks', async () => {
     const desc = await describeDataset(folder, '/');
-    for await (const ex of (await import('../../src/data/index.js')).readExamples(desc, { downloadsDir: dir })) {
+    for await (const ex of readExamples(desc, { downloadsDir: dir })) {
       expect(ex.id).to.equal('train/neg/0_1');
       break;
     }
@@ -99,7 +99,6 @@ describe('data: aclImdb folder and tarball', () => {
   });
 
   it('reports a truncated tarball as a user error', async () => {
-    const { readFile } = await import('node:fs/promises');
     const bytes = await readFile(tarball);
     const file = path.join(dir, 'truncated.tar.gz');
     await writeFile(file, bytes.subarray(0, Math.floor(bytes.length / 2)));

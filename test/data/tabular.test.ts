@@ -33,7 +33,7 @@ describe('data: JSONL and CSV files', () => {
     await writeFiles(dir, { 'train.jsonl': jsonl({ text: 'a', label: 1 }), 'test.jsonl': jsonl({ text: 'b', label: 0 }) });
     const plain = await describeDataset(dir, '/');
     const filled = await describeDataset(
-      { path: dir, test_ratio: 0.2, text_column: 'text', label_column: 'label', id_column: 'id', classes: ['negative', 'positive'] },
+      { path: dir, test_ratio: 0.2, text_column: 'text', label_column: 'label', classes: ['negative', 'positive'] },
       '/',
     );
     expect(filled.identity).to.deep.equal(plain.identity);
