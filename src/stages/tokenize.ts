@@ -1,11 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { ArrowFileWriter, arrow, int32Column, int32ListColumn, int8Column, readArrowBatches, utf8Column } from '../runner/arrow.js';
 import { UserError } from '../runner/errors.js';
 import { TOKENIZER_FILES, resolveModelFolder } from '../runner/model-files.js';
 import type { Stage } from '../runner/stage.js';
 import type { Experiment } from '../runner/config.js';
+import { tokenizeChunk, type TokenizeReply } from './tokenize-worker.js';
 
 export const TOKENS_FILE = 'tokens.arrow';
 
@@ -66,8 +70,69 @@ async function modelMaxLength(dir: string): Promise<number | undefined> {
   return undefined;
 }
 
-/** Rows per record batch: bounds memory while tokenizing. */
-const BATCH_ROWS = 2048;
+/** Below this many rows, starting worker threads costs more than it saves. */
+const MIN_ROWS_FOR_WORKERS = 4096;
+
+type ChunkTokenizer = (texts: string[]) => Promise<{ flat: Int32Array; offsets: Int32Array }>;
+
+/**
+ * Tokenizes on one worker thread per core: each call splits its texts into one chunk per worker and
+ * joins the results in order.
+ */
+export async function startWorkerPool(dir: string, maxLength: number, size: number): Promise<{ tokenize: ChunkTokenizer; close: () => Promise<void> }> {
+  // Workers load this module's sibling: .js when built; .ts under tsx (tests, bench), where the
+  // worker must register tsx itself because Node 20 workers don't inherit loader hooks.
+  const ext = path.extname(fileURLToPath(import.meta.url));
+  const entry = JSON.stringify(new URL(`./tokenize-worker${ext}`, import.meta.url).href);
+  const source =
+    ext === '.ts'
+      ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${entry}); })`
+      : `import(${entry})`;
+  const workers = await Promise.all(
+    Array.from({ length: size }, () => {
+      const worker = new Worker(source, { eval: true, workerData: { role: 'sentiment-tokenize', dir, maxLength } });
+      return new Promise<Worker>((resolve, reject) => {
+        worker.once('message', () => resolve(worker));
+        worker.once('error', reject);
+      });
+    }),
+  );
+  let seq = 0;
+  const ask = (worker: Worker, texts: string[]) =>
+    new Promise<TokenizeReply>((resolve, reject) => {
+      const id = seq++;
+      const onMessage = (reply: TokenizeReply) => {
+        if (reply.seq !== id) return;
+        worker.off('message', onMessage);
+        worker.off('error', reject);
+        if (reply.error) reject(new Error(reply.error));
+        else resolve(reply);
+      };
+      worker.on('message', onMessage);
+      worker.once('error', reject);
+      worker.postMessage({ seq: id, texts });
+    });
+  return {
+    async tokenize(texts) {
+      const per = Math.ceil(texts.length / workers.length);
+      const replies = await Promise.all(workers.map((w, i) => ask(w, texts.slice(i * per, (i + 1) * per))));
+      const offsets = new Int32Array(texts.length + 1);
+      const flat = new Int32Array(replies.reduce((n, r) => n + r.flat.length, 0));
+      let row = 0;
+      let base = 0;
+      for (const r of replies) {
+        flat.set(r.flat, base);
+        for (let i = 1; i < r.offsets.length; i++) offsets[row + i] = base + r.offsets[i];
+        row += r.offsets.length - 1;
+        base += r.flat.length;
+      }
+      return { flat, offsets };
+    },
+    async close() {
+      await Promise.all(workers.map((w) => w.terminate()));
+    },
+  };
+}
 
 export function tokenizerReads(config: Experiment) {
   return { MAX_LENGTH: config.MAX_LENGTH };
@@ -85,48 +150,44 @@ export const tokenizeStage: Stage = {
   },
   async produce(ctx) {
     const folder = await resolveModelFolder(ctx.config.MODEL, ctx.experiment.baseDirs.MODEL ?? process.cwd(), ctx.cache.root, TOKENIZER_FILES);
+    // Loading here first also reports a bad MAX_LENGTH before any worker starts.
     const tokenizer = await loadTokenizer(folder.dir, ctx.config.MAX_LENGTH);
     const data = ctx.upstream.data!;
     const total = Number((data.manifest.info as { rows: number }).rows);
+    const threads = Math.min(os.availableParallelism(), 8);
+    const pool = total >= MIN_ROWS_FOR_WORKERS && threads > 1 ? await startWorkerPool(folder.dir, ctx.config.MAX_LENGTH, threads) : undefined;
+    const tokenize: ChunkTokenizer = pool ? pool.tokenize : async (texts) => tokenizeChunk((t) => tokenizer.encode(t), texts);
     const writer = new ArrowFileWriter(path.join(ctx.dir, TOKENS_FILE), tokensSchema);
     let done = 0;
-    let tokens = 0;
     let atMaxLength = 0;
-    let maxSeen = 0;
-    for await (const batch of readArrowBatches(path.join(data.dir, 'data.arrow'))) {
-      const ids = batch.getChild('id')!.toArray() as string[];
-      const texts = batch.getChild('text')!;
-      const encoded: Int32Array[] = [];
-      for (let start = 0; start < batch.numRows; start += BATCH_ROWS) {
+    let longest = 0;
+    let tokensWritten = 0;
+    try {
+      for await (const batch of readArrowBatches(path.join(data.dir, 'data.arrow'))) {
         ctx.signal.throwIfAborted();
-        const end = Math.min(batch.numRows, start + BATCH_ROWS);
-        for (let i = start; i < end; i++) {
-          const row = tokenizer.encode(texts.get(i) as string);
-          if (row.length === tokenizer.maxLength) atMaxLength++;
-          encoded.push(row);
+        const texts = batch.getChild('text')!.toArray() as string[];
+        const { flat, offsets } = await tokenize(texts);
+        const lengths = new Int32Array(texts.length);
+        for (let i = 0; i < texts.length; i++) {
+          lengths[i] = offsets[i + 1] - offsets[i];
+          if (lengths[i] === ctx.config.MAX_LENGTH) atMaxLength++;
+          if (lengths[i] > longest) longest = lengths[i];
         }
-        done += end - start;
+        writer.write([
+          utf8Column(batch.getChild('id')!.toArray() as string[]),
+          int32ListColumn(flat, offsets),
+          int32Column(lengths),
+          int8Column(batch.getChild('label')!.toArray() as Int8Array),
+          utf8Column(batch.getChild('split')!.toArray() as string[]),
+        ]);
+        tokensWritten += flat.length;
+        done += texts.length;
         ctx.progress.update(done, total, 'rows');
       }
-      const offsets = new Int32Array(encoded.length + 1);
-      for (let i = 0; i < encoded.length; i++) offsets[i + 1] = offsets[i] + encoded[i].length;
-      const flat = new Int32Array(offsets[encoded.length]);
-      const lengths = new Int32Array(encoded.length);
-      encoded.forEach((row, i) => {
-        flat.set(row, offsets[i]);
-        lengths[i] = row.length;
-        if (row.length > maxSeen) maxSeen = row.length;
-      });
-      tokens += flat.length;
-      writer.write([
-        utf8Column(ids),
-        int32ListColumn(flat, offsets),
-        int32Column(lengths),
-        int8Column(batch.getChild('label')!.toArray() as Int8Array),
-        utf8Column(batch.getChild('split')!.toArray() as string[]),
-      ]);
+    } finally {
+      await pool?.close();
     }
     const rows = await writer.close();
-    return { rows, tokens, rows_at_max_length: atMaxLength, longest: maxSeen, files: [TOKENS_FILE] };
+    return { rows, tokens: tokensWritten, rows_at_max_length: atMaxLength, longest, threads: pool ? threads : 1, files: [TOKENS_FILE] };
   },
 };

@@ -117,9 +117,11 @@ describe('runner/pipeline (data + tokenize on repo fixtures)', () => {
   });
 
   it('produces files another Arrow implementation reads (polars, when installed)', async function () {
-    let pl: typeof import('nodejs-polars').default;
+    // Optional, not a dependency: a variable specifier keeps the type-check independent of it.
+    const polars = 'nodejs-polars';
+    let pl: { readIPC(body: Buffer): { height: number; columns: string[] } };
     try {
-      pl = (await import('nodejs-polars')).default;
+      pl = (await import(polars)).default;
     } catch {
       console.log('      (skipped: nodejs-polars is not installed; npm i --no-save nodejs-polars to run this check)');
       return this.skip();

@@ -36,3 +36,24 @@ describe('stages/tokenize', () => {
     expect([long[0], long[511]]).to.deep.equal([101, 102]);
   });
 });
+
+describe('stages/tokenize worker pool', () => {
+  it('gives the same ids, in order, as tokenizing in-process', async () => {
+    const { startWorkerPool } = await import('../../src/stages/tokenize.js');
+    const { tokenizeChunk } = await import('../../src/stages/tokenize-worker.js');
+    const dir = await tinyBert();
+    const texts = Array.from({ length: 301 }, (_, i) => `Review ${i}: the movie was ${i % 3 === 0 ? 'not ' : ''}good, ${'very '.repeat(i % 7)}good!`);
+    const tok = await loadTokenizer(dir, 12);
+    const expected = tokenizeChunk((t) => tok.encode(t), texts);
+    const pool = await startWorkerPool(dir, 12, 3);
+    try {
+      const got = await pool.tokenize(texts);
+      expect(Array.from(got.offsets)).to.deep.equal(Array.from(expected.offsets));
+      expect(Array.from(got.flat)).to.deep.equal(Array.from(expected.flat));
+      const again = await pool.tokenize(texts.slice(0, 2));
+      expect(again.offsets.length).to.equal(3);
+    } finally {
+      await pool.close();
+    }
+  });
+});
