@@ -105,19 +105,21 @@ export function throttledProgress(
   onProgress: ReadOptions['onProgress'],
   base: Omit<ReadProgress, 'done'>,
   step: number,
-): { update(done: number): void; finish(done: number): void } {
+): { update(done: number, total?: number): void; finish(done?: number): void } {
   let last = -Infinity;
+  let latest = { done: 0, total: base.total };
   return {
-    update(done) {
+    update(done, total = base.total) {
+      latest = { done, total };
       if (onProgress && done - last >= step) {
         last = done;
-        onProgress({ ...base, done });
+        onProgress({ ...base, done, total });
       }
     },
-    finish(done) {
+    finish(done = latest.done) {
       if (onProgress && done !== last) {
         last = done;
-        onProgress({ ...base, done });
+        onProgress({ ...base, total: latest.total, done });
       }
     },
   };

@@ -1,11 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
-import { createWriteStream } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { UserError, messageOf } from './errors.js';
+import { DownloadError, LocalWriteError, downloadFile } from './download.js';
+import { UserError } from './errors.js';
 
 /** Files a tokenizer needs (the rest of the folder is not read to tokenize). */
 export const TOKENIZER_FILES = { required: ['tokenizer.json', 'tokenizer_config.json'], optional: ['special_tokens_map.json', 'config.json'] };
@@ -70,34 +66,15 @@ async function downloadHubFile(
   onProgress?: (file: string, done: number, total?: number) => void,
 ): Promise<void> {
   const url = `${hubEndpoint()}/${id}/resolve/main/${file}`;
-  const target = path.join(dir, file);
-  const partial = `${target}.partial-${randomBytes(4).toString('hex')}`;
-  let response: Response;
   try {
-    response = await fetch(url, { redirect: 'follow' });
+    await downloadFile(url, path.join(dir, file), { onProgress: (done, total) => onProgress?.(file, done, total) });
   } catch (e) {
-    if (!required) return;
-    throw offlineError(id, url, messageOf((e as Error).cause ?? e));
-  }
-  if (response.status === 404 && !required) return;
-  if (!response.ok || !response.body) {
-    if (!required) return;
-    throw offlineError(id, url, `HTTP ${response.status}`);
-  }
-  await mkdir(path.dirname(target), { recursive: true });
-  const total = Number(response.headers.get('content-length')) || undefined;
-  let done = 0;
-  const body = Readable.fromWeb(response.body as never);
-  body.on('data', (chunk: Buffer) => {
-    done += chunk.length;
-    onProgress?.(file, done, total);
-  });
-  try {
-    await pipeline(body, createWriteStream(partial));
-    await rename(partial, target);
-  } catch (e) {
-    await rm(partial, { force: true });
-    throw offlineError(id, url, messageOf(e));
+    if (e instanceof DownloadError) {
+      if (!required) return;
+      throw offlineError(id, url, e.reason);
+    }
+    if (e instanceof LocalWriteError) throw new UserError(`MODEL: ${e.message}`);
+    throw e;
   }
 }
 

@@ -69,7 +69,7 @@ describe('runner/model-files', () => {
         () => expect.fail('should throw'),
         (e) => {
           expect(e).to.be.instanceOf(UserError);
-          expect(e.message).to.match(/MODEL: could not download acme\/tiny from .*tokenizer\.json \(HTTP 404\)/);
+          expect(e.message).to.match(/MODEL: could not download acme\/tiny from .*tokenizer\.json \(HTTP 404 Not Found\)/);
         },
       );
       expect(existsSync(path.join(cacheRoot, 'models', 'acme', 'tiny', 'tokenizer.json'))).to.equal(false);
