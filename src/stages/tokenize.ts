@@ -73,6 +73,12 @@ async function modelMaxLength(dir: string): Promise<number | undefined> {
 /** Below this many rows, starting worker threads costs more than it saves. */
 const MIN_ROWS_FOR_WORKERS = 4096;
 
+/** Worker threads for tokenizing: SENTIMENT_THREADS, else one per core (at most 8). */
+export function tokenizeThreads(env: NodeJS.ProcessEnv = process.env): number {
+  const asked = Number(env.SENTIMENT_THREADS);
+  return Number.isInteger(asked) && asked >= 1 ? asked : Math.min(os.availableParallelism(), 8);
+}
+
 type ChunkTokenizer = (texts: string[]) => Promise<{ flat: Int32Array; offsets: Int32Array }>;
 
 /**
@@ -154,7 +160,7 @@ export const tokenizeStage: Stage = {
     const tokenizer = await loadTokenizer(folder.dir, ctx.config.MAX_LENGTH);
     const data = ctx.upstream.data!;
     const total = Number((data.manifest.info as { rows: number }).rows);
-    const threads = Math.min(os.availableParallelism(), 8);
+    const threads = tokenizeThreads();
     const pool = total >= MIN_ROWS_FOR_WORKERS && threads > 1 ? await startWorkerPool(folder.dir, ctx.config.MAX_LENGTH, threads) : undefined;
     const tokenize: ChunkTokenizer = pool ? pool.tokenize : async (texts) => tokenizeChunk((t) => tokenizer.encode(t), texts);
     const writer = new ArrowFileWriter(path.join(ctx.dir, TOKENS_FILE), tokensSchema);
