@@ -199,7 +199,11 @@ export interface BatchOptions {
   sortByLength?: boolean;
 }
 
-export const DEFAULT_BATCHING = { tokenBudget: 16384, attentionBudget: 64 * 1024 * 1024, sortByLength: true } as const;
+/**
+ * Measured on imdb-bert-tiny (2 CPU cores, MAX_LENGTH 512, 2,000 IMDB reviews): 2k–4k tokens per batch
+ * encode fastest (~165k tokens/s); 16k is ~15% slower and ONNX Runtime's arena then holds ~300 MiB more.
+ */
+export const DEFAULT_BATCHING = { tokenBudget: 4096, attentionBudget: 64 * 1024 * 1024, sortByLength: true } as const;
 
 /**
  * Cuts rows into padded batches: indexes into `lengths`, in the order to run them. With sorting, rows go

@@ -84,10 +84,10 @@ export function splitExamples(source: SourceExample[], classes: [string, string]
 const BATCH_ROWS = 2048;
 
 async function writeExamples(file: string, examples: Example[]): Promise<void> {
-  const writer = new ArrowFileWriter(file, dataSchema);
+  const writer = await ArrowFileWriter.create(file, dataSchema);
   for (let start = 0; start < examples.length; start += BATCH_ROWS) {
     const rows = examples.slice(start, start + BATCH_ROWS);
-    writer.write([
+    await writer.write([
       utf8Column(rows.map((r) => r.id)),
       utf8Column(rows.map((r) => r.text)),
       int8Column(Int8Array.from(rows, (r) => r.label)),

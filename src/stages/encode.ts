@@ -71,7 +71,7 @@ export async function encodeTokensFile(options: EncodeFileOptions): Promise<Enco
   const { encoder, dtype } = options;
   const hidden = encoder.hiddenSize;
   const schema = featuresSchema(hidden, dtype);
-  const writer = new ArrowFileWriter(options.outFile, schema);
+  const writer = await ArrowFileWriter.create(options.outFile, schema);
   let done = 0;
   let tokens = 0;
   let padded = 0;
@@ -105,7 +105,7 @@ export async function encodeTokensFile(options: EncodeFileOptions): Promise<Enco
             else flat.set(src, tokenOffsets[b] * hidden);
           }
           const rowIndex = Array.from(plan, (w) => windowStart + w);
-          writer.write([
+          await writer.write([
             utf8Column(rowIndex.map((i) => idCol.get(i) as string)),
             utf8Column(rowIndex.map((i) => splitCol.get(i) as string)),
             int8Column(Int8Array.from(rowIndex, (i) => labelCol[i])),
@@ -120,7 +120,7 @@ export async function encodeTokensFile(options: EncodeFileOptions): Promise<Enco
       }
     }
   } catch (e) {
-    // The file stream must end before the cache removes the stage's folder.
+    // Closed before the cache removes the stage's folder.
     await writer.close().catch(() => {});
     throw e;
   }
@@ -184,6 +184,12 @@ export async function* readFeatureRows(file: string): AsyncGenerator<FeatureRow>
   }
 }
 
+/** ONNX Runtime intra-op threads: SENTIMENT_THREADS when set (as for tokenize), else ONNX Runtime's default (one per physical core). */
+export function encoderThreads(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const asked = Number(env.SENTIMENT_THREADS);
+  return Number.isInteger(asked) && asked >= 1 ? asked : undefined;
+}
+
 export function encoderReads(config: Experiment) {
   // DEVICE is deliberately not read: features do not depend on where they were computed.
   return { ENCODER_DTYPE: config.ENCODER_DTYPE };
@@ -207,7 +213,8 @@ export const encodeStage: Stage = {
     const folder = await modelFolder(ctx);
     const tokenize = ctx.upstream.tokenize!;
     const totalRows = Number((tokenize.manifest.info as { rows?: number }).rows) || undefined;
-    const encoder = await loadEncoder(folder.dir, { device: ctx.config.DEVICE, log: (m) => ctx.progress.log(m) });
+    const threads = encoderThreads();
+    const encoder = await loadEncoder(folder.dir, { device: ctx.config.DEVICE, threads, log: (m) => ctx.progress.log(m) });
     try {
       const dtype = ctx.config.ENCODER_DTYPE;
       const info = await encodeTokensFile({
@@ -220,7 +227,17 @@ export const encodeStage: Stage = {
         signal: ctx.signal,
       });
       ctx.progress.log(`encoded ${info.rows} rows, ${info.tokens} tokens (${((100 * info.tokens) / Math.max(1, info.padded_tokens)).toFixed(1)}% of the padded batches) on ${encoder.device}`);
-      return { rows: info.rows, tokens: info.tokens, hidden_size: encoder.hiddenSize, dtype, device: encoder.device, batches: info.batches, padded_tokens: info.padded_tokens, files: [FEATURES_FILE] };
+      return {
+        rows: info.rows,
+        tokens: info.tokens,
+        hidden_size: encoder.hiddenSize,
+        dtype,
+        device: encoder.device,
+        threads: threads ?? 'onnxruntime default',
+        batches: info.batches,
+        padded_tokens: info.padded_tokens,
+        files: [FEATURES_FILE],
+      };
     } finally {
       await encoder.dispose();
     }

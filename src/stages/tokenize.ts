@@ -163,7 +163,7 @@ export const tokenizeStage: Stage = {
     const threads = tokenizeThreads();
     const pool = total >= MIN_ROWS_FOR_WORKERS && threads > 1 ? await startWorkerPool(folder.dir, ctx.config.MAX_LENGTH, threads) : undefined;
     const tokenize: ChunkTokenizer = pool ? pool.tokenize : async (texts) => tokenizeChunk((t) => tokenizer.encode(t), texts);
-    const writer = new ArrowFileWriter(path.join(ctx.dir, TOKENS_FILE), tokensSchema);
+    const writer = await ArrowFileWriter.create(path.join(ctx.dir, TOKENS_FILE), tokensSchema);
     let done = 0;
     let atMaxLength = 0;
     let longest = 0;
@@ -179,7 +179,7 @@ export const tokenizeStage: Stage = {
           if (lengths[i] === ctx.config.MAX_LENGTH) atMaxLength++;
           if (lengths[i] > longest) longest = lengths[i];
         }
-        writer.write([
+        await writer.write([
           utf8Column(batch.getChild('id')!.toArray() as string[]),
           int32ListColumn(flat, offsets),
           int32Column(lengths),

@@ -5,12 +5,13 @@ import { Writable } from 'node:stream';
 import { loadExperiment } from '../../src/runner/config.js';
 import { runStages, planStages, type RunOptions } from '../../src/runner/pipeline.js';
 import { Cache } from '../../src/runner/cache.js';
-import { readArrowBatches } from '../../src/runner/arrow.js';
+import { arrow, int32Column, readArrowBatches } from '../../src/runner/arrow.js';
+import { ArrowFileWriter } from '../../src/runner/arrow.js';
 import { UserError } from '../../src/runner/errors.js';
 import type { Stage } from '../../src/runner/stage.js';
 import { dataStage } from '../../src/stages/data.js';
 import { tokenizeStage } from '../../src/stages/tokenize.js';
-import { FEATURES_FILE, encodeStage, encodeTokensFile, readFeatureRows, readFeatures, type FeatureRow } from '../../src/stages/encode.js';
+import { FEATURES_FILE, encoderThreads, encodeStage, encodeTokensFile, readFeatureRows, readFeatures, type FeatureRow } from '../../src/stages/encode.js';
 import { encodeRows, loadEncoder, onnxruntimeProviders, planBatches } from '../../src/encoder/encoder.js';
 import { float16ArrayToFloat32, float16ToFloat32, float32ArrayToFloat16, float32ToFloat16 } from '../../src/encoder/float16.js';
 import { referenceForward, tinyBert, tinyBertWeights } from '../fixtures/tiny-bert.js';
@@ -199,13 +200,36 @@ describe('encoder/planBatches', () => {
     const batches = planBatches(lengths, { tokenBudget: 40, sortByLength: false });
     expect(batches.flatMap((b) => Array.from(b))).to.deep.equal(lengths.map((_, i) => i));
     expect(batches.some((b) => b.length === 1 && b[0] === 6)).to.equal(true);
-    const paddedTokens = (bs: Int32Array[]) => bs.reduce((s, b) => s + b.length * Math.max(...Array.from(b, (i) => lengths[i])), 0);
-    expect(paddedTokens(planBatches(lengths, { tokenBudget: 40 }))).to.be.below(paddedTokens(batches));
+    // On many rows of varied lengths, sorting pads far less.
+    let seed = 1;
+    const many = Array.from({ length: 500 }, () => 3 + ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) % 126));
+    const paddedTokens = (bs: Int32Array[]) => bs.reduce((s, b) => s + b.length * Math.max(...Array.from(b, (i) => many[i])), 0);
+    const total = many.reduce((a, b) => a + b, 0);
+    expect(paddedTokens(planBatches(many, { tokenBudget: 1024 }))).to.be.below(total * 1.05);
+    expect(paddedTokens(planBatches(many, { tokenBudget: 1024, sortByLength: false }))).to.be.above(total * 1.3);
   });
 
   it('also bounds rows × heads × length² (attention memory)', () => {
     const batches = planBatches([100, 100, 100, 100], { tokenBudget: 1e9, attentionBudget: 12 * 2 * 100 * 100, numHeads: 12 });
     expect(batches.map((b) => b.length)).to.deep.equal([2, 2]);
+  });
+});
+
+describe('encoder/ArrowFileWriter', () => {
+  it('writes a complete Arrow file record batch by record batch, keeping at most maxLagBytes unwritten', async () => {
+    const dir = await tempDir();
+    const schema = new arrow.Schema([new arrow.Field('x', new arrow.Int32(), false)]);
+    for (const maxLagBytes of [0, 1 << 20]) {
+      const file = path.join(dir, `lag-${maxLagBytes}.arrow`);
+      const writer = await ArrowFileWriter.create(file, schema, { maxLagBytes });
+      for (let b = 0; b < 50; b++) await writer.write([int32Column(Int32Array.from({ length: 1000 }, (_, i) => b * 1000 + i))]);
+      expect(await writer.close()).to.equal(50_000);
+      let next = 0;
+      for await (const batch of readArrowBatches(file)) {
+        for (const x of batch.getChild('x')!.toArray() as Int32Array) expect(x).to.equal(next++);
+      }
+      expect(next).to.equal(50_000);
+    }
   });
 });
 
@@ -349,6 +373,7 @@ describe('stages/encode (tiny BERT, real ONNX Runtime)', () => {
   });
 
   it('stops between batches when aborted, and the cache keeps no entry', async () => {
+    // Aborted as soon as the model is loaded (its DEVICE line), before the first batch.
     const controller = new AbortController();
     const interrupted: Stage = {
       ...encodeStage,
@@ -356,9 +381,9 @@ describe('stages/encode (tiny BERT, real ONNX Runtime)', () => {
         encodeStage.produce({
           ...ctx,
           progress: {
-            log: ctx.progress.log,
-            update(done, total, unit) {
-              ctx.progress.update(done, total, unit);
+            update: (done, total, unit) => ctx.progress.update(done, total, unit),
+            log(message) {
+              ctx.progress.log(message);
               controller.abort(new Error('interrupted'));
             },
           },
@@ -371,6 +396,56 @@ describe('stages/encode (tiny BERT, real ONNX Runtime)', () => {
     );
     const plan = await planStages(loadExperiment(experimentFile, sets), STAGES, new Cache(options.cacheDir));
     expect(plan.map((p) => p.entry !== undefined)).to.deep.equal([true, true, false]);
+    expect((await run(sets)).stages.map((s) => s.cached)).to.deep.equal([true, true, false]);
+
+    // Between batches: the batch under way finishes, the next one does not start.
+    const second = new AbortController();
+    const updates: number[] = [];
+    const encoder = await loadEncoder(path.join(dir, 'model'), { device: 'cpu' });
+    try {
+      await encodeTokensFile({
+        tokensFile: path.join(plan[1].entry!.dir, 'tokens.arrow'),
+        outFile: path.join(dir, 'aborted.arrow'),
+        encoder,
+        dtype: 'float16',
+        batching: { tokenBudget: 64 },
+        signal: second.signal,
+        progress: { log: () => {}, update: (done) => (updates.push(done), second.abort(new Error('stop'))) },
+      }).then(
+        () => expect.fail('should stop'),
+        (e) => expect(e.message).to.equal('stop'),
+      );
+    } finally {
+      await encoder.dispose();
+    }
+    expect(updates).to.have.length(1);
+    expect(updates[0]).to.be.within(1, 159);
+  });
+
+  it('writes files another Arrow implementation reads (polars, when installed)', async function () {
+    let pl: typeof import('nodejs-polars').default;
+    try {
+      pl = (await import('nodejs-polars')).default;
+    } catch {
+      console.log('      (skipped: nodejs-polars is not installed; npm i --no-save nodejs-polars to run this check)');
+      return this.skip();
+    }
+    for (const dtype of ['float32', 'float16']) {
+      const result = await run([`ENCODER_DTYPE=${dtype}`]);
+      const df = pl.readIPC(await readFile(path.join(result.stages[2].path, FEATURES_FILE)));
+      expect(df.height).to.equal(160);
+      expect(df.columns).to.deep.equal(['id', 'split', 'label', 'length', 'features']);
+      // nodejs-polars reads Float16 but cannot hand it to JS, so compare through sums computed in polars.
+      const sums = df.select(pl.col('length').sum().alias('tokens'), pl.col('features').list.lengths().sum().alias('vectors'));
+      expect(Number(sums.getColumn('tokens').get(0))).to.equal(result.stages[2].info.tokens);
+      expect(Number(sums.getColumn('vectors').get(0))).to.equal(result.stages[2].info.tokens);
+    }
+  });
+
+  it('takes ONNX Runtime’s thread count from SENTIMENT_THREADS when set', () => {
+    expect(encoderThreads({ SENTIMENT_THREADS: '3' })).to.equal(3);
+    expect(encoderThreads({})).to.equal(undefined);
+    expect(encoderThreads({ SENTIMENT_THREADS: 'many' })).to.equal(undefined);
   });
 
   it('encodeRows (for inference) returns each row’s real tokens in input order', async () => {
@@ -418,18 +493,23 @@ describe('stages/encode parity with PyTorch (../shared imdb-bert-tiny)', () => {
     const data = path.join(dir, 'data');
     await mkdir(data);
     for (const split of ['train', 'test']) {
-      const lines = items.map((item, i) => JSON.stringify({ id: `ref${i}`, label: i % 2, text: item.text }));
+      const lines = items.map((item, i) => JSON.stringify({ label: i % 2, text: item.text }));
       await writeText(path.join(data, `${split}.jsonl`), `${lines.join('\n')}\n`);
     }
     const file = await writeText(path.join(dir, 'exp.yaml'), `MODEL: ${JSON.stringify(model)}\nDATASET: ${JSON.stringify(data)}\nMAX_LENGTH: 512\nENCODER_DTYPE: float32\nVALID_RATIO: 0.25\n`);
     const result = await runStages(loadExperiment(file), STAGES, { cacheDir: path.join(dir, 'cache'), runsDir: path.join(dir, 'runs'), interactive: false, stream: devNull() });
-    const [, tokenize, encode] = result.stages;
+    const [dataStep, tokenize, encode] = result.stages;
+    // Rows are matched to reference items by their text.
+    const texts = new Map<string, string>();
+    for await (const batch of readArrowBatches(path.join(dataStep.path, 'data.arrow'))) {
+      for (let i = 0; i < batch.numRows; i++) texts.set(batch.getChild('id')!.get(i), batch.getChild('text')!.get(i));
+    }
     const tokens = await readTokens(path.join(tokenize.path, 'tokens.arrow'));
     const features = await readAllFeatures(path.join(encode.path, FEATURES_FILE));
     expect(features.size).to.equal(items.length * 2);
     const hidden = Number(encode.info.hidden_size);
     for (const [id, row] of features) {
-      const item = items[Number(/ref(\d+)$/.exec(id)![1])];
+      const item = items.find((it) => it.text === texts.get(id))!;
       expect(tokens.get(id), `${id}: tokenizer ids`).to.deep.equal(item.input_ids);
       expect(maxDiff(row.features, item.last_hidden_state, hidden), id).to.be.at.most(1e-4);
     }
