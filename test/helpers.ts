@@ -44,3 +44,18 @@ export async function sentiment(args: string[], env: Record<string, string> = {}
     });
   });
 }
+
+/**
+ * nodejs-polars, an independent Arrow reader, when installed (`npm i --no-save nodejs-polars`); it is no
+ * dependency, so the test calling this skips with a message otherwise. Typed loosely on purpose: the
+ * type-check must not need it.
+ */
+export async function optionalPolars(ctx: Mocha.Context): Promise<any> {
+  const name = 'nodejs-polars';
+  try {
+    return (await import(name)).default;
+  } catch {
+    console.log('      (skipped: nodejs-polars is not installed; npm i --no-save nodejs-polars to run this check)');
+    ctx.skip();
+  }
+}

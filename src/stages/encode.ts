@@ -140,32 +140,35 @@ export interface FeatureBatch {
   features: Float32Array[];
 }
 
+/** Decodes one record batch of features.arrow (float16 to float32). */
+export function decodeFeatureBatch(batch: arrow.RecordBatch): FeatureBatch {
+  const list = batch.getChild('features')!.data[0];
+  const vectors = list.children[0];
+  const leaf = vectors.children[0];
+  const hidden = (vectors.type as arrow.FixedSizeList).listSize;
+  const dtype: EncoderDtype = leaf.type.typeId === arrow.Type.Float && (leaf.type as arrow.Float).precision === arrow.Precision.HALF ? 'float16' : 'float32';
+  const offsets = (list.valueOffsets as Int32Array).subarray(list.offset, list.offset + batch.numRows + 1);
+  const first = offsets[0];
+  const start = (vectors.offset + first) * hidden + leaf.offset;
+  const end = (vectors.offset + offsets[batch.numRows]) * hidden + leaf.offset;
+  const raw = leaf.values as Uint16Array | Float32Array;
+  const values = dtype === 'float16' ? float16ArrayToFloat32((raw as Uint16Array).subarray(start, end)) : (raw as Float32Array).subarray(start, end);
+  const features: Float32Array[] = [];
+  for (let i = 0; i < batch.numRows; i++) features.push(values.subarray((offsets[i] - first) * hidden, (offsets[i + 1] - first) * hidden));
+  return {
+    id: batch.getChild('id')!.toArray() as string[],
+    split: batch.getChild('split')!.toArray() as string[],
+    label: Int8Array.from(batch.getChild('label')!.toArray() as Int8Array),
+    length: Int32Array.from(batch.getChild('length')!.toArray() as Int32Array),
+    hiddenSize: hidden,
+    dtype,
+    features,
+  };
+}
+
 /** Reads features.arrow record batch by record batch (memory bounded by one batch), decoding float16. */
 export async function* readFeatures(file: string): AsyncGenerator<FeatureBatch> {
-  for await (const batch of readArrowBatches(file)) {
-    const list = batch.getChild('features')!.data[0];
-    const vectors = list.children[0];
-    const leaf = vectors.children[0];
-    const hidden = (vectors.type as arrow.FixedSizeList).listSize;
-    const dtype: EncoderDtype = leaf.type.typeId === arrow.Type.Float && (leaf.type as arrow.Float).precision === arrow.Precision.HALF ? 'float16' : 'float32';
-    const offsets = (list.valueOffsets as Int32Array).subarray(list.offset, list.offset + batch.numRows + 1);
-    const first = offsets[0];
-    const start = (vectors.offset + first) * hidden + leaf.offset;
-    const end = (vectors.offset + offsets[batch.numRows]) * hidden + leaf.offset;
-    const raw = leaf.values as Uint16Array | Float32Array;
-    const values = dtype === 'float16' ? float16ArrayToFloat32((raw as Uint16Array).subarray(start, end)) : (raw as Float32Array).subarray(start, end);
-    const features: Float32Array[] = [];
-    for (let i = 0; i < batch.numRows; i++) features.push(values.subarray((offsets[i] - first) * hidden, (offsets[i + 1] - first) * hidden));
-    yield {
-      id: batch.getChild('id')!.toArray() as string[],
-      split: batch.getChild('split')!.toArray() as string[],
-      label: Int8Array.from(batch.getChild('label')!.toArray() as Int8Array),
-      length: Int32Array.from(batch.getChild('length')!.toArray() as Int32Array),
-      hiddenSize: hidden,
-      dtype,
-      features,
-    };
-  }
+  for await (const batch of readArrowBatches(file)) yield decodeFeatureBatch(batch);
 }
 
 export interface FeatureRow {

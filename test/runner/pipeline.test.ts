@@ -11,7 +11,7 @@ import type { Stage } from '../../src/runner/stage.js';
 import { STAGES } from '../../src/stages/index.js';
 import { tinyBert } from '../fixtures/tiny-bert.js';
 import { makeReviews } from '../fixtures/reviews.js';
-import { tempDir, writeText } from '../helpers.js';
+import { optionalPolars, tempDir, writeText } from '../helpers.js';
 
 describe('runner/pipeline (data + tokenize on repo fixtures)', () => {
   let dir: string;
@@ -117,15 +117,7 @@ describe('runner/pipeline (data + tokenize on repo fixtures)', () => {
   });
 
   it('produces files another Arrow implementation reads (polars, when installed)', async function () {
-    // Optional, not a dependency: a variable specifier keeps the type-check independent of it.
-    const polars = 'nodejs-polars';
-    let pl: { readIPC(body: Buffer): { height: number; columns: string[] } };
-    try {
-      pl = (await import(polars)).default;
-    } catch {
-      console.log('      (skipped: nodejs-polars is not installed; npm i --no-save nodejs-polars to run this check)');
-      return this.skip();
-    }
+    const pl = await optionalPolars(this);
     const result = await run();
     const tokens = pl.readIPC(await readFile(path.join(result.stages[1].path, 'tokens.arrow')));
     expect(tokens.height).to.equal(160);

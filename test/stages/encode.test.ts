@@ -16,7 +16,7 @@ import { encodeRows, loadEncoder, onnxruntimeProviders, planBatches } from '../.
 import { float16ArrayToFloat32, float16ToFloat32, float32ArrayToFloat16, float32ToFloat16 } from '../../src/encoder/float16.js';
 import { referenceForward, tinyBert, tinyBertWeights } from '../fixtures/tiny-bert.js';
 import { makeReviews } from '../fixtures/reviews.js';
-import { requireShared, tempDir, writeText } from '../helpers.js';
+import { optionalPolars, requireShared, tempDir, writeText } from '../helpers.js';
 
 const STAGES: Stage[] = [dataStage, tokenizeStage, encodeStage];
 
@@ -423,13 +423,7 @@ describe('stages/encode (tiny BERT, real ONNX Runtime)', () => {
   });
 
   it('writes files another Arrow implementation reads (polars, when installed)', async function () {
-    let pl: typeof import('nodejs-polars').default;
-    try {
-      pl = (await import('nodejs-polars')).default;
-    } catch {
-      console.log('      (skipped: nodejs-polars is not installed; npm i --no-save nodejs-polars to run this check)');
-      return this.skip();
-    }
+    const pl = await optionalPolars(this);
     for (const dtype of ['float32', 'float16']) {
       const result = await run([`ENCODER_DTYPE=${dtype}`]);
       const df = pl.readIPC(await readFile(path.join(result.stages[2].path, FEATURES_FILE)));

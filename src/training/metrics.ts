@@ -1,0 +1,87 @@
+/** Binary classification metrics for label 1 (the TARGET class), from logits. */
+export interface SplitMetrics {
+  examples: number;
+  loss: number;
+  accuracy: number;
+  precision: number;
+  recall: number;
+  f1: number;
+  roc_auc: number;
+}
+
+/** Mean binary cross-entropy on logits, in the numerically stable form PyTorch uses. */
+export function bceWithLogits(logit: number, label: number): number {
+  return Math.max(logit, 0) - logit * label + Math.log1p(Math.exp(-Math.abs(logit)));
+}
+
+export function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
+/** Accumulates predictions batch by batch; `result()` gives the metrics. */
+export class MetricsAccumulator {
+  private logits: number[] = [];
+  private labels: number[] = [];
+
+  add(logits: ArrayLike<number>, labels: ArrayLike<number>): void {
+    for (let i = 0; i < logits.length; i++) {
+      this.logits.push(logits[i]);
+      this.labels.push(labels[i]);
+    }
+  }
+
+  get count(): number {
+    return this.logits.length;
+  }
+
+  /** Mean loss and accuracy only (cheap, for per-epoch history). */
+  lossAndAccuracy(): { loss: number; accuracy: number } {
+    let loss = 0;
+    let correct = 0;
+    for (let i = 0; i < this.logits.length; i++) {
+      loss += bceWithLogits(this.logits[i], this.labels[i]);
+      if ((this.logits[i] >= 0 ? 1 : 0) === this.labels[i]) correct++;
+    }
+    const n = Math.max(1, this.logits.length);
+    return { loss: loss / n, accuracy: correct / n };
+  }
+
+  result(): SplitMetrics {
+    const { loss, accuracy } = this.lossAndAccuracy();
+    let tp = 0;
+    let fp = 0;
+    let fn = 0;
+    for (let i = 0; i < this.logits.length; i++) {
+      const predicted = this.logits[i] >= 0 ? 1 : 0;
+      if (predicted === 1 && this.labels[i] === 1) tp++;
+      else if (predicted === 1) fp++;
+      else if (this.labels[i] === 1) fn++;
+    }
+    const precision = tp + fp > 0 ? tp / (tp + fp) : 0;
+    const recall = tp + fn > 0 ? tp / (tp + fn) : 0;
+    const f1 = precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : 0;
+    return { examples: this.logits.length, loss, accuracy, precision, recall, f1, roc_auc: rocAuc(this.logits, this.labels) };
+  }
+}
+
+/** Area under the ROC curve: the probability that a random positive scores above a random negative (ties count half). */
+export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
+  const order = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => scores[a] - scores[b]);
+  let positives = 0;
+  let rankSum = 0;
+  for (let i = 0; i < order.length; ) {
+    let j = i;
+    while (j + 1 < order.length && scores[order[j + 1]] === scores[order[i]]) j++;
+    const averageRank = (i + j) / 2 + 1; // ranks i+1 .. j+1
+    for (let k = i; k <= j; k++) {
+      if (labels[order[k]] === 1) {
+        positives++;
+        rankSum += averageRank;
+      }
+    }
+    i = j + 1;
+  }
+  const negatives = order.length - positives;
+  if (positives === 0 || negatives === 0) return Number.NaN;
+  return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
+}
