@@ -41,7 +41,7 @@ export interface StageResult {
   info: Record<string, unknown>;
 }
 
-export interface RunResult {
+export interface StagesResult {
   experiment: string;
   run_dir: string;
   stages: StageResult[];
@@ -152,7 +152,7 @@ export async function makeRunDir(runsDir: string, experiment: string): Promise<s
  * Runs an experiment's stages in order, each from the cache when its key hits, and records the run in
  * a run folder (resolved config, log, result).
  */
-export async function runStages(experiment: LoadedExperiment, stages: Stage[], options: RunOptions): Promise<RunResult> {
+export async function runStages(experiment: LoadedExperiment, stages: Stage[], options: RunOptions): Promise<StagesResult> {
   const cache = new Cache(options.cacheDir);
   const selected = stagesUntil(stages, options.until);
   await Promise.all(selected.map((s) => cache.sweepTemporary(s.name)));
@@ -225,7 +225,7 @@ export async function runStages(experiment: LoadedExperiment, stages: Stage[], o
     await log(`failed: ${(e as Error).message}`);
     throw e;
   }
-  const result: RunResult = { experiment: experiment.name, run_dir: runDir, stages: results };
+  const result: StagesResult = { experiment: experiment.name, run_dir: runDir, stages: results };
   await writeFile(path.join(runDir, 'run.json'), JSON.stringify(result, null, 2));
   return result;
 }

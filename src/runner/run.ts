@@ -1,8 +1,12 @@
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import Table from 'cli-table3';
+import type { Metrics } from '../stages/evaluate.js';
+import type { EpochRecord } from '../stages/train.js';
 import { Cache } from './cache.js';
 import { loadExperiments } from './config.js';
 import { UsageError } from './config.js';
-import { planStages, runStages, stagesUntil, type RunResult } from './pipeline.js';
+import { planStages, runStages, stagesUntil, type StagesResult } from './pipeline.js';
 import { formatSeconds } from './progress.js';
 import { STAGE_NAMES, type StageName } from './stage.js';
 
@@ -15,6 +19,14 @@ export interface RunRequest {
   force?: string;
   interactive: boolean;
   signal?: AbortSignal;
+}
+
+/** A run's outcome: its stages, and once trained and evaluated, the backend and metrics (DESIGN §6). */
+export interface RunResult extends StagesResult {
+  backend?: string;
+  metrics?: Metrics;
+  /** TEXT's prediction, as the original prints at the end of a run. */
+  prediction?: { text: string; probability: number; label: string };
 }
 
 export interface ExplainedStage {
@@ -44,18 +56,40 @@ export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
   const all = await stages();
   const results: RunResult[] = [];
   for (const experiment of loaded) {
-    results.push(
-      await runStages(experiment, all, {
-        cacheDir: path.resolve(req.cacheDir),
-        runsDir: path.resolve(req.runsDir),
-        until,
-        force,
-        interactive: req.interactive,
-        signal: req.signal,
-      }),
-    );
+    const stages = await runStages(experiment, all, {
+      cacheDir: path.resolve(req.cacheDir),
+      runsDir: path.resolve(req.runsDir),
+      until,
+      force,
+      interactive: req.interactive,
+      signal: req.signal,
+    });
+    results.push(await recordOutcome(stages));
   }
   return results;
+}
+
+/**
+ * Puts the trained head's history and metrics into the run folder, with a report of learning curves,
+ * and adds backend and metrics to the result (when the run went that far).
+ */
+async function recordOutcome(stages: StagesResult): Promise<RunResult> {
+  const train = stages.stages.find((s) => s.name === 'train');
+  const evaluate = stages.stages.find((s) => s.name === 'evaluate');
+  const infer = stages.stages.find((s) => s.name === 'infer');
+  const prediction = infer ? { text: String(infer.info.text), probability: Number(infer.info.probability), label: String(infer.info.label) } : undefined;
+  if (!train || !evaluate) return prediction ? { ...stages, prediction } : stages;
+  const { HISTORY_FILE } = await import('../stages/train.js');
+  const { METRICS_FILE } = await import('../stages/evaluate.js');
+  const { writeReport } = await import('./report.js');
+  const history = JSON.parse(await readFile(path.join(train.path, HISTORY_FILE), 'utf8')) as EpochRecord[];
+  const metrics = JSON.parse(await readFile(path.join(evaluate.path, METRICS_FILE), 'utf8')) as Metrics;
+  await copyFile(path.join(train.path, HISTORY_FILE), path.join(stages.run_dir, HISTORY_FILE));
+  await writeFile(path.join(stages.run_dir, METRICS_FILE), JSON.stringify(metrics, null, 2));
+  await writeReport(stages.run_dir, stages.experiment, history, metrics);
+  const result: RunResult = { ...stages, backend: metrics.backend, metrics, ...(prediction && { prediction }) };
+  await writeFile(path.join(stages.run_dir, 'run.json'), JSON.stringify(result, null, 2));
+  return result;
 }
 
 /** For each stage: would it come from the cache, and if not, what changed. Runs nothing. */
@@ -80,5 +114,19 @@ export async function explainExperiments(req: RunRequest): Promise<{ experiment:
 export function formatRun(result: RunResult): string {
   const width = Math.max(...result.stages.map((s) => s.name.length));
   const lines = result.stages.map((s) => `  ${s.name.padEnd(width)}  ${s.cached ? 'cached  ' : 'computed'}  ${formatSeconds(s.seconds).padStart(6)}  ${s.path}`);
-  return [`${result.experiment}: run folder ${result.run_dir}`, ...lines].join('\n');
+  const out = [`${result.experiment}: run folder ${result.run_dir}`, ...lines];
+  if (result.metrics) out.push(`backend ${result.backend}, best epoch ${result.metrics.best_epoch}`, formatMetrics(result.metrics));
+  if (result.prediction) out.push(`${JSON.stringify(result.prediction.text)}: ${result.prediction.probability.toFixed(4)} → ${result.prediction.label}`);
+  return out.join('\n');
+}
+
+/** The original's numbers (loss, accuracy per split) and the rest, as a table. */
+export function formatMetrics(metrics: Metrics): string {
+  const table = new Table({ head: ['', 'loss', 'accuracy', 'precision', 'recall', 'F1', 'ROC-AUC', 'examples'], style: { head: [], border: [] } });
+  for (const split of ['train', 'valid', 'test'] as const) {
+    const m = metrics[split];
+    const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+    table.push([split, m.loss.toFixed(4), pct(m.accuracy), pct(m.precision), pct(m.recall), pct(m.f1), m.roc_auc.toFixed(4), m.examples]);
+  }
+  return table.toString();
 }

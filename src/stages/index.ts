@@ -1,7 +1,10 @@
 import type { Stage } from '../runner/stage.js';
 import { dataStage } from './data.js';
 import { encodeStage } from './encode.js';
+import { evaluateStage } from './evaluate.js';
+import { inferStage } from './infer.js';
 import { tokenizeStage } from './tokenize.js';
+import { trainStage } from './train.js';
 
 /** The pipeline's stages in run order. */
-export const STAGES: Stage[] = [dataStage, tokenizeStage, encodeStage];
+export const STAGES: Stage[] = [dataStage, tokenizeStage, encodeStage, trainStage, evaluateStage, inferStage];

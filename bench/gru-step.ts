@@ -1,0 +1,82 @@
+// Seconds per training step of the head (forward in training mode, backward, Adam) on random features,
+// measured as ../shared/bench/torch_gru_step.py measures PyTorch: full-length sequences, dropout 0.25,
+// the first step a warm-up, median and min of the rest, GFLOP/s from the same FLOP formula. One JSON line.
+//   npm run -s bench:gru-step -- --batch 128 --seq 128 --input 768 --hidden 256 --layers 2 --steps 3 [--unidirectional] [--backend wasm] [--threads N]
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { BACKEND_SETTINGS, createHead, type BackendSetting } from '../src/model/index.js';
+import { Random } from '../src/model/random.js';
+
+/** Multiply-add FLOPs of the GRU forward pass (3 gates, input and recurrent products), as torch_gru_step.py counts them. */
+function gruFlops(b: number, t: number, d: number, h: number, layers: number, dirs: number): number {
+  let total = 0;
+  let input = d;
+  for (let l = 0; l < layers; l++) {
+    total += dirs * b * t * 2 * 3 * h * (input + h);
+    input = h * dirs;
+  }
+  return total;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      batch: { type: 'string', default: '32' },
+      seq: { type: 'string', default: '128' },
+      input: { type: 'string', default: '768' },
+      hidden: { type: 'string', default: '256' },
+      layers: { type: 'string', default: '2' },
+      unidirectional: { type: 'boolean', default: false },
+      steps: { type: 'string', default: '5' },
+      backend: { type: 'string', default: 'auto' },
+      threads: { type: 'string' },
+    },
+  });
+  const [batch, seq, input, hidden, layers, steps] = [values.batch, values.seq, values.input, values.hidden, values.layers, values.steps].map(Number);
+  const backend = values.backend as BackendSetting;
+  if (!BACKEND_SETTINGS.includes(backend)) throw new Error(`--backend must be one of ${BACKEND_SETTINGS.join(', ')}`);
+  if (values.threads) process.env.SENTIMENT_THREADS = values.threads;
+  const dirs = values.unidirectional ? 1 : 2;
+
+  const head = await createHead({ inputSize: input, hiddenSize: hidden, layers, bidirectional: dirs === 2, dropout: 0.25, learningRate: 1e-3, seed: 0 }, { backend });
+  const rng = new Random(0, 99);
+  const x = new Float32Array(batch * seq * input);
+  for (let i = 0; i < x.length; i++) x[i] = rng.normal();
+  const labels = Float32Array.from({ length: batch }, () => (rng.nextFloat() > 0.5 ? 1 : 0));
+  const b = { x, lengths: new Int32Array(batch).fill(seq), labels, batch, steps: seq };
+
+  const times: number[] = [];
+  for (let i = 0; i <= steps; i++) {
+    const start = performance.now();
+    await head.trainStep(b);
+    if (i > 0) times.push((performance.now() - start) / 1000); // the first step warms up
+  }
+  head.dispose();
+  const med = median(times);
+  const flops = 3 * gruFlops(batch, seq, input, hidden, layers, dirs); // forward + ~2x backward
+  console.log(
+    JSON.stringify({
+      bench: 'gru-step',
+      engine: head.backendDescription,
+      backend: head.backend,
+      kernel: head.kernel,
+      threads: Number(/(\d+) threads?/.exec(head.backendDescription)?.[1] ?? 1),
+      shape: { batch, seq, input, hidden, layers, directions: dirs },
+      steps: times.length,
+      seconds_per_step_median: +med.toFixed(4),
+      seconds_per_step_min: +Math.min(...times).toFixed(4),
+      train_gflop_per_step: +(flops / 1e9).toFixed(2),
+      achieved_gflops: +(flops / med / 1e9).toFixed(1),
+      peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
+      load_average: os.loadavg().map((v) => +v.toFixed(2)),
+    }),
+  );
+}
+
+await main();

@@ -1,0 +1,64 @@
+import { resolveModelFolder, TOKENIZER_FILES } from '../runner/model-files.js';
+import type { Experiment } from '../runner/config.js';
+import { ENCODER_FILES, encodeRows, loadEncoder, type Encoder } from '../encoder/encoder.js';
+import { float16ArrayToFloat32, float32ArrayToFloat16 } from '../encoder/float16.js';
+import type { Head } from '../model/index.js';
+import { padRows } from '../training/batches.js';
+import { sigmoid } from '../training/metrics.js';
+import { loadTokenizer, type TextTokenizer } from '../stages/tokenize.js';
+
+/** A prediction for one text: the probability of TARGET, and the class it implies. */
+export interface Prediction {
+  text: string;
+  probability: number;
+  label: string;
+}
+
+export interface Predictor {
+  predict(texts: string[]): Promise<Prediction[]>;
+  dispose(): Promise<void>;
+}
+
+/**
+ * Tokenizer → frozen encoder → head, as in training: texts are truncated like the tokenize stage, and
+ * features are rounded to float16 when that is how the head saw them in training.
+ */
+export async function createPredictor(options: {
+  config: Experiment;
+  modelBaseDir: string;
+  cacheRoot: string;
+  head: Head;
+  /** The dataset's two classes; labels name TARGET or the other one. */
+  classes: [string, string];
+  batchSize?: number;
+}): Promise<Predictor> {
+  const { config, head } = options;
+  const folder = await resolveModelFolder(config.MODEL, options.modelBaseDir, options.cacheRoot, {
+    required: [...TOKENIZER_FILES.required, ...ENCODER_FILES.required],
+    optional: [...TOKENIZER_FILES.optional, ...ENCODER_FILES.optional],
+  });
+  const tokenizer: TextTokenizer = await loadTokenizer(folder.dir, config.MAX_LENGTH);
+  const encoder: Encoder = await loadEncoder(folder.dir, { device: config.DEVICE });
+  const other = options.classes.find((c) => c !== config.TARGET) ?? `not ${config.TARGET}`;
+  const batchSize = options.batchSize ?? 64;
+  return {
+    async predict(texts) {
+      const out: Prediction[] = [];
+      for (let start = 0; start < texts.length; start += batchSize) {
+        const chunk = texts.slice(start, start + batchSize);
+        const features = await encodeRows(encoder, chunk.map((t) => tokenizer.encode(t)));
+        if (config.ENCODER_DTYPE === 'float16') features.forEach((f) => float16ArrayToFloat32(float32ArrayToFloat16(f), f));
+        const rows = features.map((f, i) => ({ id: String(i), label: 0, features: f, length: f.length / encoder.hiddenSize }));
+        const logits = await head.predict(padRows(rows, encoder.hiddenSize));
+        chunk.forEach((text, i) => {
+          const probability = sigmoid(logits[i]);
+          out.push({ text, probability, label: probability >= 0.5 ? config.TARGET : other });
+        });
+      }
+      return out;
+    },
+    async dispose() {
+      await encoder.dispose();
+    },
+  };
+}

@@ -1,0 +1,47 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Stage } from '../runner/stage.js';
+import type { SplitMetrics } from '../training/metrics.js';
+import { FEATURES_FILE } from './encode.js';
+import { evaluateSplit, loadTrainedHead } from './train.js';
+
+export const METRICS_FILE = 'metrics.json';
+export const SPLITS = ['train', 'valid', 'test'] as const;
+
+/** metrics.json: the backend, and loss, accuracy, precision, recall, F1 and ROC-AUC per split. */
+export interface Metrics {
+  backend: string;
+  kernel: string;
+  best_epoch: number;
+  train: SplitMetrics;
+  valid: SplitMetrics;
+  test: SplitMetrics;
+}
+
+/** Measures the best head (the one train kept) on every split, in eval mode. */
+export const evaluateStage: Stage = {
+  name: 'evaluate',
+  version: 1,
+  upstream: ['data', 'encode', 'train'],
+  // Batching only groups rows, it does not change a prediction.
+  reads: () => ({}),
+  async produce(ctx) {
+    const featuresFile = path.join(ctx.upstream.encode!.dir, FEATURES_FILE);
+    const { head, info } = await loadTrainedHead(ctx.upstream.train!, ctx.config.BACKEND);
+    const splits = (ctx.upstream.data!.manifest.info as { splits?: Record<string, { rows: number }> }).splits ?? {};
+    const total = SPLITS.reduce((n, s) => n + (splits[s]?.rows ?? 0), 0) || undefined;
+    try {
+      const result: Partial<Metrics> = { backend: head.backend, kernel: head.kernel, best_epoch: info.best_epoch };
+      let before = 0;
+      for (const split of SPLITS) {
+        const acc = await evaluateSplit(head, featuresFile, split, ctx.config.BATCH_SIZE, (n) => ctx.progress.update(before + n, total, 'rows', split));
+        before += acc.count;
+        result[split] = acc.result();
+      }
+      await writeFile(path.join(ctx.dir, METRICS_FILE), JSON.stringify(result, null, 2));
+      return { ...result, files: [METRICS_FILE] };
+    } finally {
+      head.dispose();
+    }
+  },
+};

@@ -1,0 +1,154 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Experiment } from '../runner/config.js';
+import type { CacheEntry } from '../runner/cache.js';
+import type { Stage } from '../runner/stage.js';
+import { createHead, type Head, type HeadSettings } from '../model/index.js';
+import { splitBatches, trainingBatches } from '../training/batches.js';
+import { MetricsAccumulator } from '../training/metrics.js';
+import { readSafetensors, writeSafetensors, type NamedTensor } from '../training/safetensors.js';
+import { FEATURES_FILE } from './encode.js';
+
+export const HEAD_FILE = 'head.safetensors';
+export const HEAD_INFO_FILE = 'head.json';
+export const HISTORY_FILE = 'history.json';
+
+/** One epoch of training, as kept in history.json and drawn as learning curves. */
+export interface EpochRecord {
+  epoch: number;
+  train_loss: number;
+  train_accuracy: number;
+  valid_loss: number;
+  valid_accuracy: number;
+  seconds: number;
+  /** Whether this epoch's head is the one kept (best valid loss so far). */
+  best: boolean;
+}
+
+/** What a trained head needs besides its weights, to be rebuilt for evaluation or inference. */
+export interface HeadInfo {
+  settings: HeadSettings;
+  backend: string;
+  kernel: string;
+  best_epoch: number;
+  best_valid_loss: number;
+}
+
+export function headSettings(config: Experiment, inputSize: number): HeadSettings {
+  return {
+    inputSize,
+    hiddenSize: config.HIDDEN_DIM,
+    layers: config.N_LAYERS,
+    bidirectional: config.BIDIRECTIONAL,
+    dropout: config.DROPOUT,
+    learningRate: config.LEARNING_RATE,
+    seed: config.SEED,
+  };
+}
+
+export function trainReads(config: Experiment) {
+  return {
+    HIDDEN_DIM: config.HIDDEN_DIM,
+    N_LAYERS: config.N_LAYERS,
+    BIDIRECTIONAL: config.BIDIRECTIONAL,
+    DROPOUT: config.DROPOUT,
+    OUTPUT_DIM: config.OUTPUT_DIM,
+    BATCH_SIZE: config.BATCH_SIZE,
+    N_EPOCHS: config.N_EPOCHS,
+    LEARNING_RATE: config.LEARNING_RATE,
+    SEED: config.SEED,
+    // Engines differ in floating-point order, so results are per backend.
+    BACKEND: config.BACKEND,
+  };
+}
+
+/** Loss and accuracy of `head` on one split (eval mode). */
+export async function evaluateSplit(head: Head, featuresFile: string, split: string, batchSize: number, onBatch?: (rows: number) => void): Promise<MetricsAccumulator> {
+  const acc = new MetricsAccumulator();
+  for await (const b of splitBatches(featuresFile, split, batchSize)) {
+    acc.add(await head.predict(b), b.labels);
+    onBatch?.(acc.count);
+  }
+  return acc;
+}
+
+/** Rebuilds the head a train entry holds (weights of the best epoch). */
+export async function loadTrainedHead(entry: CacheEntry, backend: Experiment['BACKEND']): Promise<{ head: Head; info: HeadInfo }> {
+  const info = JSON.parse(await readFile(path.join(entry.dir, HEAD_INFO_FILE), 'utf8')) as HeadInfo;
+  const head = await createHead(info.settings, { backend });
+  const { tensors } = await readSafetensors(path.join(entry.dir, HEAD_FILE));
+  head.setWeights(tensors);
+  return { head, info };
+}
+
+function copyWeights(w: Record<string, NamedTensor>): Record<string, NamedTensor> {
+  return Object.fromEntries(Object.entries(w).map(([k, t]) => [k, { shape: [...t.shape], data: Float32Array.from(t.data) }]));
+}
+
+function splitRows(data: CacheEntry | undefined, split: string): number | undefined {
+  const splits = (data?.manifest.info as { splits?: Record<string, { rows: number }> }).splits;
+  return splits?.[split]?.rows;
+}
+
+/**
+ * Trains the head on the cached features: Adam, mean BCE on logits, shuffled length-bucketed batches;
+ * after each epoch the valid split is evaluated and the head is kept when valid loss improved.
+ */
+export const trainStage: Stage = {
+  name: 'train',
+  version: 1,
+  upstream: ['data', 'encode'],
+  reads: trainReads,
+  async produce(ctx) {
+    const { config } = ctx;
+    const encode = ctx.upstream.encode!;
+    const featuresFile = path.join(encode.dir, FEATURES_FILE);
+    const hidden = Number((encode.manifest.info as { hidden_size: number }).hidden_size);
+    const head = await createHead(headSettings(config, hidden), { backend: config.BACKEND });
+    ctx.progress.log(`training on ${head.backendDescription} (kernel ${head.kernel})`);
+    const trainRows = splitRows(ctx.upstream.data, 'train');
+    const validRows = splitRows(ctx.upstream.data, 'valid');
+    const history: EpochRecord[] = [];
+    let best: { loss: number; epoch: number; weights: Record<string, NamedTensor> } | undefined;
+    try {
+      for (let epoch = 1; epoch <= config.N_EPOCHS; epoch++) {
+        const started = performance.now();
+        const train = new MetricsAccumulator();
+        let lossSum = 0;
+        for await (const b of trainingBatches(featuresFile, 'train', config.BATCH_SIZE, config.SEED, epoch)) {
+          ctx.signal.throwIfAborted();
+          const { loss, logits } = await head.trainStep(b);
+          lossSum += loss * b.batch;
+          train.add(logits, b.labels);
+          ctx.progress.update(train.count, trainRows, 'rows', `epoch ${epoch}/${config.N_EPOCHS} · loss ${(lossSum / train.count).toFixed(4)}`);
+        }
+        const valid = await evaluateSplit(head, featuresFile, 'valid', config.BATCH_SIZE, (n) => ctx.progress.update(n, validRows, 'rows', `epoch ${epoch}/${config.N_EPOCHS} · valid`));
+        // Train loss as the original reports it: averaged over examples while the head was changing.
+        const trainLoss = lossSum / Math.max(1, train.count);
+        const v = valid.lossAndAccuracy();
+        const improved = !best || v.loss < best.loss;
+        if (improved) best = { loss: v.loss, epoch, weights: copyWeights(head.getWeights()) };
+        const record: EpochRecord = {
+          epoch,
+          train_loss: trainLoss,
+          train_accuracy: train.lossAndAccuracy().accuracy,
+          valid_loss: v.loss,
+          valid_accuracy: v.accuracy,
+          seconds: (performance.now() - started) / 1000,
+          best: improved,
+        };
+        history.push(record);
+        ctx.progress.log(
+          `epoch ${epoch}: train loss ${record.train_loss.toFixed(4)} acc ${(100 * record.train_accuracy).toFixed(2)}% · valid loss ${record.valid_loss.toFixed(4)} acc ${(100 * record.valid_accuracy).toFixed(2)}%${improved ? ' · kept' : ''}`,
+        );
+      }
+      const info: HeadInfo = { settings: head.settings, backend: head.backend, kernel: head.kernel, best_epoch: best!.epoch, best_valid_loss: best!.loss };
+      await writeSafetensors(path.join(ctx.dir, HEAD_FILE), best!.weights, { backend: head.backend, best_epoch: String(best!.epoch) });
+      await writeFile(path.join(ctx.dir, HEAD_INFO_FILE), JSON.stringify(info, null, 2));
+      await writeFile(path.join(ctx.dir, HISTORY_FILE), JSON.stringify(history, null, 2));
+      return { backend: head.backend, kernel: head.kernel, best_epoch: best!.epoch, best_valid_loss: best!.loss, epochs: history.length, files: [HEAD_FILE, HEAD_INFO_FILE, HISTORY_FILE] };
+    } finally {
+      head.dispose();
+    }
+  },
+};

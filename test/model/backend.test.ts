@@ -1,0 +1,97 @@
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { selectBackend, type BackendSetting } from '../../src/model/index.js';
+import { isUserError } from '../../src/runner/errors.js';
+import { wasmThreads } from '../../src/model/wasm-threads.js';
+import { REPO } from '../helpers.js';
+
+function installed(pkg: string): boolean {
+  try {
+    createRequire(import.meta.url).resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function rejection(setting: string): Promise<unknown> {
+  try {
+    await selectBackend(setting as BackendSetting);
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
+describe('model/backend', () => {
+  it('auto takes tensorflow-gpu, else tensorflow, else wasm (here: whichever of the optional packages is installed)', async () => {
+    const b = await selectBackend('auto');
+    const expected = installed('@tensorflow/tfjs-node-gpu') ? 'tensorflow-gpu' : installed('@tensorflow/tfjs-node') ? 'tensorflow' : 'wasm';
+    // A package can be present yet fail to load (no libtensorflow); auto then goes on down the list.
+    if (expected === 'wasm') {
+      expect(b.name).to.equal('wasm');
+      expect(b.skipped).to.have.length(2);
+      expect(b.skipped![0]).to.contain('@tensorflow/tfjs-node-gpu is not installed');
+    }
+    expect(b.tf.getBackend()).to.equal(b.tfBackend);
+  });
+
+  it('wasm: SIMD build, threaded (SENTIMENT_THREADS, else one per core, at most 8)', async () => {
+    const b = await selectBackend('wasm');
+    expect(b.name).to.equal('wasm');
+    expect(b.tf.getBackend()).to.equal('wasm');
+    expect(b.description).to.match(/^wasm \(SIMD, \d+ threads?\)$/);
+    expect(Number(/(\d+) thread/.exec(b.description)![1])).to.equal(wasmThreads());
+    // Its products are right, and agree with the plain JS backend.
+    const a = b.tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+    const c = b.tf.tensor2d([1, 0, 0, 1, 1, 1], [3, 2]);
+    expect(Array.from(b.tf.matMul(a, c).dataSync())).to.deep.equal([4, 5, 10, 11]);
+  });
+
+  it('cpu is tfjs plain JavaScript backend, and switching back and forth works', async () => {
+    const cpu = await selectBackend('cpu');
+    expect(cpu.name).to.equal('cpu');
+    expect(cpu.tf.getBackend()).to.equal('cpu');
+    expect((await selectBackend('wasm')).tf.getBackend()).to.equal('wasm');
+  });
+
+  for (const [setting, pkg] of [
+    ['tensorflow', '@tensorflow/tfjs-node'],
+    ['tensorflow-gpu', '@tensorflow/tfjs-node-gpu'],
+  ] as const) {
+    it(`explicit ${setting} that cannot load is a UserError naming ${pkg} and how to install it`, async function () {
+      if (installed(pkg)) this.skip();
+      const e = await rejection(setting);
+      expect(isUserError(e), String(e)).to.equal(true);
+      const text = String(e);
+      expect(text).to.contain(`BACKEND: ${setting}: ${pkg} is not installed`);
+      expect(text).to.contain('libtensorflow');
+      expect(text).to.contain(`npm install ${pkg}`);
+    });
+  }
+
+  it('an unknown setting is a UserError listing the choices', async () => {
+    const e = await rejection('gpu');
+    expect(isUserError(e)).to.equal(true);
+    expect(String(e)).to.contain('auto, tensorflow-gpu, tensorflow, wasm, cpu');
+  });
+
+  it("threaded wasm does not keep the process alive (its workers are unref'd) nor add process handlers", async () => {
+    const script = `
+      import { createHead } from ${JSON.stringify(path.join(REPO, 'src/model/index.ts'))};
+      const head = await createHead({ inputSize: 3, hiddenSize: 4, layers: 1, bidirectional: true, dropout: 0, learningRate: 1e-3, seed: 1 }, { backend: 'wasm' });
+      const logits = await head.predict({ x: new Float32Array(6), lengths: Int32Array.of(2), batch: 1, steps: 2 });
+      const handlers = process.listenerCount('uncaughtException') + process.listenerCount('unhandledRejection');
+      console.log(head.backendDescription, logits.length, handlers);`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: REPO,
+      timeout: 60_000,
+      env: { ...process.env, SENTIMENT_THREADS: '2' },
+    });
+    // Also: Emscripten's rethrowing process handlers are gone (they print minified source on any crash).
+    expect(stdout.trim()).to.match(/^wasm \(SIMD, \d threads?\) 1 0$/);
+  });
+});

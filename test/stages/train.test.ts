@@ -1,0 +1,90 @@
+import { expect } from 'chai';
+import { cp, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { runExperiments } from '../../src/runner/run.js';
+import { readSafetensors } from '../../src/training/safetensors.js';
+import type { EpochRecord } from '../../src/stages/train.js';
+import { makeReviews } from '../fixtures/reviews.js';
+import { tinyBert } from '../fixtures/tiny-bert.js';
+import { sentiment, tempDir, writeText } from '../helpers.js';
+
+describe('stages/train, evaluate, infer (end to end on the repo fixtures)', function () {
+  this.timeout(600_000);
+  let dir: string;
+  let file: string;
+  const request = (sets: string[] = [], force?: string) => ({
+    experiments: [file],
+    sets,
+    cacheDir: path.join(dir, 'cache'),
+    runsDir: path.join(dir, 'runs'),
+    interactive: false,
+    force,
+    stream: new Writable({ write: (_c, _e, cb) => cb() }),
+  });
+
+  before(async () => {
+    dir = await tempDir();
+    await cp(await tinyBert(), path.join(dir, 'model'), { recursive: true });
+    await makeReviews(path.join(dir, 'reviews'), { train: 600, test: 200 });
+    file = await writeText(
+      path.join(dir, 'exp.yaml'),
+      'MODEL: ./model\nDATASET: ./reviews\nMAX_LENGTH: 48\nN_EPOCHS: 10\nLEARNING_RATE: 0.005\nBATCH_SIZE: 32\nHIDDEN_DIM: 16\nN_LAYERS: 2\nBACKEND: cpu\nTEXT: "the movie was great. highly recommend."\n',
+    );
+  });
+
+  it('trains, keeps the best-valid head, evaluates every split and predicts TEXT', async () => {
+    const [result] = await runExperiments(request());
+    expect(result.stages.map((s) => s.name)).to.deep.equal(['data', 'tokenize', 'encode', 'train', 'evaluate', 'infer']);
+    expect(result.backend).to.equal('cpu');
+    const m = result.metrics!;
+    for (const split of ['train', 'valid', 'test'] as const) {
+      expect(m[split]).to.include.keys('loss', 'accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'examples');
+      expect(m[split].loss).to.be.a('number').and.be.above(0);
+    }
+    expect(m.train.examples + m.valid.examples).to.equal(600);
+    expect(m.test.examples).to.equal(200);
+    // the synthetic reviews are learnable: well above chance after 10 epochs
+    expect(m.test.accuracy).to.be.above(0.6);
+    const train = result.stages.find((s) => s.name === 'train')!;
+    const history = JSON.parse(await readFile(path.join(train.path, 'history.json'), 'utf8')) as EpochRecord[];
+    expect(history).to.have.length(10);
+    const best = history.reduce((a, b) => (b.valid_loss < a.valid_loss ? b : a));
+    expect(m.best_epoch).to.equal(best.epoch);
+    expect(m.valid.loss).to.be.closeTo(best.valid_loss, 1e-5);
+    const { tensors } = await readSafetensors(path.join(train.path, 'head.safetensors'));
+    expect(tensors['rnn.weight_ih_l0'].shape).to.deep.equal([48, 32]);
+    expect(tensors['rnn.weight_hh_l1_reverse'].shape).to.deep.equal([48, 16]);
+    expect(tensors['out.weight'].shape).to.deep.equal([1, 32]);
+    expect(result.prediction!.text).to.equal('the movie was great. highly recommend.');
+    expect(result.prediction!.label).to.equal(result.prediction!.probability >= 0.5 ? 'negative' : 'positive');
+    for (const f of ['metrics.json', 'history.json', 'report.html', 'config.yaml', 'run.json']) expect(existsSync(path.join(result.run_dir, f)), f).to.equal(true);
+    expect(await readFile(path.join(result.run_dir, 'report.html'), 'utf8')).to.contain('<svg');
+  });
+
+  it('gives identical metrics when the same config is trained again on the same backend', async () => {
+    const [first] = await runExperiments(request());
+    expect(first.stages.find((s) => s.name === 'train')!.cached).to.equal(true);
+    const [again] = await runExperiments(request([], 'train'));
+    expect(again.stages.find((s) => s.name === 'train')!.cached).to.equal(false);
+    expect(again.metrics).to.deep.equal(first.metrics);
+  });
+
+  it('shares data, tokenize and encode between head settings', async () => {
+    const [other] = await runExperiments(request(['HIDDEN_DIM=8', 'N_EPOCHS=1']));
+    expect(other.stages.map((s) => s.cached)).to.deep.equal([true, true, true, false, false, false]);
+  });
+
+  it('prints the metrics table and the prediction, and --json carries backend, metrics and prediction', async () => {
+    const env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    const json = await sentiment(['run', file, '--json'], env);
+    expect(json.code, json.stderr).to.equal(0);
+    const doc = JSON.parse(json.stdout);
+    expect(doc.backend).to.equal('cpu');
+    expect(doc.metrics.test).to.include.keys('loss', 'accuracy');
+    expect(doc.prediction).to.include.keys('text', 'probability', 'label');
+    const text = await sentiment(['run', file], env);
+    expect(text.stdout).to.match(/accuracy/).and.match(/test/).and.match(/the movie was great/);
+  });
+});
