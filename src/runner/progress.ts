@@ -31,7 +31,7 @@ export class ProgressLine implements Progress {
     private readonly intervalMs: number,
   ) {}
 
-  update(done: number, total: number | undefined, unit: string, phase?: string): void {
+  update(done: number, total: number | undefined, unit: string, phase?: string, note?: string): void {
     const now = performance.now();
     if (phase !== this.phase) {
       this.phase = phase;
@@ -48,6 +48,7 @@ export class ProgressLine implements Progress {
     const amount = total !== undefined ? `${fmt(done)}/${fmt(total)} ${shown}` : `${fmt(done)} ${shown}`;
     const parts = [phase ? `${phase}: ${amount}` : amount, `${fmt(rate)} ${shown}/s`];
     if (total !== undefined && rate > 0 && !finished) parts.push(`ETA ${formatSeconds((total - done) / rate)}`);
+    if (note) parts.push(note);
     this.emit(parts.join(' · '));
   }
 

@@ -120,7 +120,7 @@ export const trainStage: Stage = {
           const { loss, logits } = await head.trainStep(b);
           lossSum += loss * b.batch;
           train.add(logits, b.labels);
-          ctx.progress.update(train.count, trainRows, 'rows', `epoch ${epoch}/${config.N_EPOCHS} · loss ${(lossSum / train.count).toFixed(4)}`);
+          ctx.progress.update(train.count, trainRows, 'rows', `epoch ${epoch}/${config.N_EPOCHS}`, `loss ${(lossSum / train.count).toFixed(4)}`);
         }
         const valid = await evaluateSplit(head, featuresFile, 'valid', config.BATCH_SIZE, (n) => ctx.progress.update(n, validRows, 'rows', `epoch ${epoch}/${config.N_EPOCHS} · valid`));
         // Train loss as the original reports it: averaged over examples while the head was changing.
