@@ -110,6 +110,7 @@ export const trainStage: Stage = {
     const validRows = splitRows(ctx.upstream.data, 'valid');
     const history: EpochRecord[] = [];
     let best: { loss: number; epoch: number; weights: Record<string, NamedTensor> } | undefined;
+    // head.safetensors is rewritten whenever valid loss improves, so it always holds the best head so far.
     try {
       for (let epoch = 1; epoch <= config.N_EPOCHS; epoch++) {
         const started = performance.now();
@@ -127,7 +128,10 @@ export const trainStage: Stage = {
         const trainLoss = lossSum / Math.max(1, train.count);
         const v = valid.lossAndAccuracy();
         const improved = !best || v.loss < best.loss;
-        if (improved) best = { loss: v.loss, epoch, weights: copyWeights(head.getWeights()) };
+        if (improved) {
+          best = { loss: v.loss, epoch, weights: copyWeights(head.getWeights()) };
+          await writeSafetensors(path.join(ctx.dir, HEAD_FILE), best.weights, { backend: head.backend, best_epoch: String(epoch) });
+        }
         const record: EpochRecord = {
           epoch,
           train_loss: trainLoss,
@@ -143,7 +147,6 @@ export const trainStage: Stage = {
         );
       }
       const info: HeadInfo = { settings: head.settings, backend: head.backend, kernel: head.kernel, best_epoch: best!.epoch, best_valid_loss: best!.loss };
-      await writeSafetensors(path.join(ctx.dir, HEAD_FILE), best!.weights, { backend: head.backend, best_epoch: String(best!.epoch) });
       await writeFile(path.join(ctx.dir, HEAD_INFO_FILE), JSON.stringify(info, null, 2));
       await writeFile(path.join(ctx.dir, HISTORY_FILE), JSON.stringify(history, null, 2));
       return { backend: head.backend, kernel: head.kernel, best_epoch: best!.epoch, best_valid_loss: best!.loss, epochs: history.length, files: [HEAD_FILE, HEAD_INFO_FILE, HISTORY_FILE] };
