@@ -4,7 +4,9 @@ import Table from 'cli-table3';
 import type { Metrics } from '../stages/evaluate.js';
 import type { EpochRecord } from '../stages/train.js';
 import { Cache } from './cache.js';
-import { loadExperiments } from './config.js';
+import { loadExperiments, type LoadedExperiment } from './config.js';
+import { UserError } from './errors.js';
+import type { Stage } from './stage.js';
 import { UsageError } from './config.js';
 import { planStages, runStages, stagesUntil, type StagesResult } from './pipeline.js';
 import { formatSeconds } from './progress.js';
@@ -56,7 +58,8 @@ export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
   const all = await stages();
   const results: RunResult[] = [];
   for (const experiment of loaded) {
-    const stages = await runStages(experiment, all, {
+    const selected = experiment.config.TRAIN ? all : await predictOnly(experiment, all, path.resolve(req.cacheDir));
+    const stages = await runStages(experiment, selected, {
       cacheDir: path.resolve(req.cacheDir),
       runsDir: path.resolve(req.runsDir),
       until,
@@ -67,6 +70,19 @@ export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
     results.push(await recordOutcome(stages));
   }
   return results;
+}
+
+/**
+ * TRAIN: false only predicts TEXT with the head already trained for this config: every stage up to
+ * train must come from the cache; evaluate is skipped.
+ */
+async function predictOnly(experiment: LoadedExperiment, all: Stage[], cacheDir: string): Promise<Stage[]> {
+  const upToTrain = all.slice(0, all.findIndex((s) => s.name === 'train') + 1);
+  const plan = await planStages(experiment, upToTrain, new Cache(cacheDir));
+  if (!plan[plan.length - 1].entry) {
+    throw new UserError(`${experiment.file}: TRAIN is false, but this config has no trained head yet (${plan[plan.length - 1].reason}); run it once with TRAIN: true (--set TRAIN=true)`);
+  }
+  return all.filter((s) => s.name !== 'evaluate');
 }
 
 /**

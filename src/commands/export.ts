@@ -1,0 +1,20 @@
+import { Flags } from '@oclif/core';
+import { SentimentCommand, locationFlags, setFlag } from '../runner/command.js';
+
+export default class Export extends SentimentCommand {
+  static override summary = 'Write a self-contained model folder (head, config, encoder files) for `sentiment infer --model`.';
+  static override examples = ['<%= config.bin %> export --config experiments/imdb-bigru.yaml --out models/imdb-bigru'];
+  static override flags = {
+    config: Flags.string({ description: 'Experiment file whose trained head to export.', required: true }),
+    set: setFlag,
+    out: Flags.string({ description: 'Folder to write.', required: true }),
+    'cache-dir': locationFlags['cache-dir'],
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Export);
+    const { exportModel } = await import('../runner/infer.js');
+    const { dir, files } = await exportModel(flags.config, flags.set, flags['cache-dir'], flags.out);
+    this.log(`exported to ${dir}: ${files.join(', ')}`);
+  }
+}
