@@ -20,6 +20,8 @@ export interface RunRequest {
   until?: string;
   force?: string;
   interactive: boolean;
+  /** Where progress goes instead of stderr. */
+  stream?: NodeJS.WritableStream;
   signal?: AbortSignal;
 }
 
@@ -65,6 +67,7 @@ export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
       until,
       force,
       interactive: req.interactive,
+      stream: req.stream,
       signal: req.signal,
     });
     results.push(await recordOutcome(stages));
