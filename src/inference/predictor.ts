@@ -40,19 +40,21 @@ export async function createPredictor(options: {
   const tokenizer: TextTokenizer = await loadTokenizer(folder.dir, config.MAX_LENGTH);
   const encoder: Encoder = await loadEncoder(folder.dir, { device: config.DEVICE });
   const other = options.classes.find((c) => c !== config.TARGET) ?? `not ${config.TARGET}`;
-  const batchSize = options.batchSize ?? 64;
+  const batchSize = options.batchSize ?? 128;
   return {
     async predict(texts) {
-      const out: Prediction[] = [];
-      for (let start = 0; start < texts.length; start += batchSize) {
-        const chunk = texts.slice(start, start + batchSize);
-        const features = await encodeRows(encoder, chunk.map((t) => tokenizer.encode(t)));
-        if (config.ENCODER_DTYPE === 'float16') features.forEach((f) => float16ArrayToFloat32(float32ArrayToFloat16(f), f));
-        const rows = features.map((f, i) => ({ id: String(i), label: 0, features: f, length: f.length / encoder.hiddenSize }));
+      const features = await encodeRows(encoder, texts.map((t) => tokenizer.encode(t)));
+      if (config.ENCODER_DTYPE === 'float16') features.forEach((f) => float16ArrayToFloat32(float32ArrayToFloat16(f), f));
+      // Head batches of similar lengths (little padding); answers go back in input order.
+      const order = features.map((_, i) => i).sort((a, b) => features[a].length - features[b].length);
+      const out: Prediction[] = new Array(texts.length);
+      for (let start = 0; start < order.length; start += batchSize) {
+        const batch = order.slice(start, start + batchSize);
+        const rows = batch.map((i) => ({ id: String(i), label: 0, features: features[i], length: features[i].length / encoder.hiddenSize }));
         const logits = await head.predict(padRows(rows, encoder.hiddenSize));
-        chunk.forEach((text, i) => {
-          const probability = sigmoid(logits[i]);
-          out.push({ text, probability, label: probability >= 0.5 ? config.TARGET : other });
+        batch.forEach((i, k) => {
+          const probability = sigmoid(logits[k]);
+          out[i] = { text: texts[i], probability, label: probability >= 0.5 ? config.TARGET : other };
         });
       }
       return out;
