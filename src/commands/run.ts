@@ -18,6 +18,7 @@ export default class Run extends SentimentCommand {
     force: Flags.string({ description: 'Recompute STAGE and every stage after it (bare --force: everything).', helpValue: '[STAGE]' }),
     explain: Flags.boolean({ description: 'Show for each stage whether it is cached or would be recomputed, and what changed; runs nothing.', default: false }),
     json: Flags.boolean({ description: 'Print one JSON document on stdout (progress goes to stderr).', default: false }),
+    name: Flags.string({ description: 'Name of the run folder under --runs-dir (default: the experiment file name).' }),
     ...locationFlags,
   };
 
@@ -39,6 +40,7 @@ export default class Run extends SentimentCommand {
       runsDir: flags['runs-dir'],
       until: flags.until,
       force: flags.force,
+      name: flags.name,
       interactive: Boolean(process.stderr.isTTY) && !process.env.CI,
     };
     if (flags.explain) {

@@ -93,9 +93,19 @@ export function suggestKey(unknown: string, known: string[]): string | undefined
   return distance(upper, best) <= Math.max(2, Math.floor(unknown.length / 3)) ? known[index] : undefined;
 }
 
-interface Origin {
-  /** `file` or `--set KEY=VALUE`. */
+/** Overrides from another file (a sweep), with where each one was written. */
+export interface PresetOverrides {
+  values: Record<string, unknown>;
+  origins: Record<string, { label: string; line?: number; col?: number }>;
+  /** Folder that relative MODEL / DATASET values resolve against. */
+  baseDir: string;
+}
+
+export interface Origin {
+  /** `file`, `--set KEY=VALUE`, or a position in a sweep file. */
   label: string;
+  line?: number;
+  col?: number;
   /** Where to point: a line counter and the document, for file values. */
   doc?: Document.Parsed;
   lines?: LineCounter;
@@ -105,7 +115,7 @@ interface Origin {
  * Parses one experiment file into a plain mapping, collecting syntax problems (with positions) rather
  * than stopping at the first.
  */
-function parseExperimentFile(file: string, problems: Problem[]): { values: Record<string, unknown>; origin: Origin } | undefined {
+export function parseExperimentFile(file: string, problems: Problem[]): { values: Record<string, unknown>; origin: Origin } | undefined {
   let text: string;
   try {
     if (!existsSync(file)) throw new Error('no such file');
@@ -176,8 +186,8 @@ function nodeAt(doc: Document.Parsed, segments: string[], atKey: boolean): Node 
   return (atKey ? keyNode : node ?? keyNode) as Node | undefined;
 }
 
-function whereIs(origin: Origin, segments: string[], atKey: boolean): Pick<Problem, 'where' | 'line' | 'col'> {
-  if (!origin.doc || !origin.lines) return { where: origin.label, line: Number.MAX_SAFE_INTEGER };
+export function whereIs(origin: Origin, segments: string[], atKey: boolean): Pick<Problem, 'where' | 'line' | 'col'> {
+  if (!origin.doc || !origin.lines) return { where: origin.label, line: origin.line ?? Number.MAX_SAFE_INTEGER, col: origin.col };
   const node = nodeAt(origin.doc, segments, atKey);
   const at = origin.lines.linePos(node?.range?.[0] ?? 0);
   return { where: `${origin.label}:${at.line}:${at.col}`, line: at.line, col: at.col };
@@ -256,7 +266,7 @@ function describeErrors(errors: ErrorObject[], values: Record<string, unknown>, 
  * Loads, merges (file, then --set overrides) and validates an experiment. All problems are
  * collected and thrown together as a ConfigError.
  */
-export function loadExperiment(file: string, sets: string[] = [], cwd = process.cwd()): LoadedExperiment {
+export function loadExperiment(file: string, sets: string[] = [], cwd = process.cwd(), preset?: PresetOverrides): LoadedExperiment {
   const problems: Problem[] = [];
   const parsed = parseExperimentFile(file, problems);
   const overrides = sets.map(parseSet);
@@ -266,6 +276,12 @@ export function loadExperiment(file: string, sets: string[] = [], cwd = process.
   const fileDir = path.dirname(path.resolve(cwd, file));
   const baseDirs: LoadedExperiment['baseDirs'] = { MODEL: fileDir, DATASET: fileDir };
   const setOrigins = new Map<string, Origin>();
+  for (const [key, value] of Object.entries(preset?.values ?? {})) {
+    values[key] = value;
+    const where = preset!.origins[key];
+    setOrigins.set(key, { label: where.label, line: where.line, col: where.col });
+    if (key === 'MODEL' || key === 'DATASET') baseDirs[key] = preset!.baseDir;
+  }
   for (const { key, value } of overrides) {
     values[key] = value;
     setOrigins.set(key, { label: `--set ${key}=${typeof value === 'string' ? value : JSON.stringify(value)}` });

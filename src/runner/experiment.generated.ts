@@ -133,3 +133,30 @@ export interface DatasetSpec {
    */
   delimiter?: string;
 }
+
+/**
+ * Many experiments from one base: overrides common to all trials (set), a cartesian product (grid) and/or explicit trials. Each trial's settings are validated like an experiment file before anything runs.
+ */
+export interface SweepConfig {
+  /**
+   * The experiment file the trials start from, relative to the sweep file.
+   */
+  base: string;
+  /**
+   * Overrides common to every trial (experiment keys).
+   */
+  set?: {};
+  /**
+   * Experiment keys with lists of values: one trial per combination.
+   */
+  grid?: {
+    /**
+     * @minItems 1
+     */
+    [k: string]: [unknown, ...unknown[]];
+  };
+  /**
+   * Explicit trials, each a mapping of experiment keys; run after the grid's.
+   */
+  trials?: {}[];
+}

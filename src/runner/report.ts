@@ -58,3 +58,64 @@ ${rows}
 function pct(x: number): string {
   return `${(100 * x).toFixed(2)}%`;
 }
+
+/** comparison.html: the trials' metrics side by side and their valid-loss curves, self-contained. */
+export async function writeSweepReport(
+  dir: string,
+  sweep: string,
+  trials: import('./sweep.js').SweepTrialResult[],
+  histories: { trial: string; epoch: number; valid_loss: number; train_loss: number }[],
+): Promise<string> {
+  const vega = await import('vega');
+  const { compile } = await import('vega-lite');
+  const svg = async (spec: Parameters<typeof compile>[0]) => new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' }).toSVG();
+  const done = trials.filter((t) => t.metrics);
+  const bars = done.flatMap((t) =>
+    (['train', 'valid', 'test'] as const).map((split) => ({ trial: `${t.id} ${t.label}`, split, accuracy: t.metrics![split].accuracy, loss: t.metrics![split].loss })),
+  );
+  const bar = (measure: 'accuracy' | 'loss') =>
+    svg({
+      title: measure,
+      data: { values: bars },
+      mark: 'bar',
+      encoding: {
+        y: { field: 'trial', type: 'nominal', sort: null, title: null },
+        yOffset: { field: 'split' },
+        x: { field: measure, type: 'quantitative' },
+        color: { field: 'split', type: 'nominal' },
+      },
+      width: 360,
+    });
+  const curves = histories.length
+    ? await svg({
+        title: 'valid loss by epoch',
+        data: { values: histories },
+        mark: { type: 'line', point: true },
+        encoding: { x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1 } }, y: { field: 'valid_loss', type: 'quantitative', scale: { zero: false } }, color: { field: 'trial', type: 'nominal' } },
+        width: 420,
+        height: 260,
+      })
+    : '';
+  const rows = trials
+    .map((t) => {
+      const m = t.metrics;
+      const cells = m ? [m.valid.loss.toFixed(4), pct(m.valid.accuracy), m.test.loss.toFixed(4), pct(m.test.accuracy), m.test.roc_auc.toFixed(4)] : ['', '', '', '', ''];
+      return `<tr><th>${escape(t.id)}</th><td style="text-align:left">${escape(t.label)}</td><td>${t.status}</td>${cells.map((c) => `<td>${c}</td>`).join('')}<td style="text-align:left">${escape(t.error ?? '')}</td></tr>`;
+    })
+    .join('\n');
+  const html = `<!doctype html>
+<meta charset="utf-8">
+<title>${escape(sweep)}: sweep comparison</title>
+<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}figure{display:inline-block;margin:0 2em 1em 0}</style>
+<h1>${escape(sweep)}</h1>
+<p>Trials sorted by valid loss.</p>
+<table><tr><th>trial</th><th>overrides</th><th>status</th><th>valid loss</th><th>valid accuracy</th><th>test loss</th><th>test accuracy</th><th>test ROC-AUC</th><th>error</th></tr>
+${rows}
+</table>
+${done.length ? `<figure>${await bar('accuracy')}</figure><figure>${await bar('loss')}</figure>` : ''}
+${curves ? `<figure>${curves}</figure>` : ''}
+`;
+  const file = path.join(dir, 'comparison.html');
+  await writeFile(file, html);
+  return file;
+}

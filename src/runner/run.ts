@@ -19,6 +19,8 @@ export interface RunRequest {
   runsDir: string;
   until?: string;
   force?: string;
+  /** Names the run folder instead of the experiment file (one experiment only). */
+  name?: string;
   interactive: boolean;
   /** Where progress goes instead of stderr. */
   stream?: NodeJS.WritableStream;
@@ -57,6 +59,10 @@ export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
   const until = stageName('--until', req.until);
   const force = req.force === 'all' ? 'all' : stageName('--force', req.force);
   const loaded = loadExperiments(req.experiments, req.sets);
+  if (req.name !== undefined) {
+    if (loaded.length !== 1) throw new UsageError('--name names one run: give one experiment file with it');
+    loaded[0].name = req.name;
+  }
   const all = await stages();
   const results: RunResult[] = [];
   for (const experiment of loaded) {

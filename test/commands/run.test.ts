@@ -27,6 +27,14 @@ describe('sentiment run', () => {
     expect(r.stderr).to.contain('tokenize');
   });
 
+  it('runs several experiments in one command (one JSON array with --json)', async () => {
+    const r = await sentiment(['run', 'experiments/quickstart.yaml', 'experiments/quickstart.yaml', '--until', 'data', '--set', 'SEED=3', '--json'], env);
+    expect(r.code, r.stderr).to.equal(0);
+    const docs = JSON.parse(r.stdout);
+    expect(docs).to.be.an('array').with.length(2);
+    expect(docs[1].stages[0].cached).to.equal(true);
+  });
+
   it('--explain reports hits and what changed, running nothing', async () => {
     const r = await sentiment(['run', 'experiments/quickstart.yaml', '--until', 'tokenize', '--set', 'MAX_LENGTH=16', '--explain', '--json'], env);
     expect(r.code, r.stderr).to.equal(0);

@@ -1,0 +1,46 @@
+import { Args, Flags } from '@oclif/core';
+import { SentimentCommand, locationFlags } from '../runner/command.js';
+
+export default class Sweep extends SentimentCommand {
+  static override summary = 'Run many trials of an experiment (a grid and/or explicit trials), sharing cached stages, and compare them.';
+  static override examples = ['<%= config.bin %> sweep experiments/sweeps/quickstart-grid.yaml', '<%= config.bin %> sweep experiments/sweeps/hidden.yaml --jobs 2 --json'];
+  static override args = { sweep: Args.string({ description: 'Sweep YAML file.', required: true }) };
+  static override flags = {
+    jobs: Flags.integer({ description: 'Trials run at once, each in its own process.', default: 1, min: 1 }),
+    json: Flags.boolean({ description: 'Print one JSON document: {"trials":[{"overrides","status","run_dir","metrics"}]}.', default: false }),
+    ...locationFlags,
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Sweep);
+    const { runSweep, byValidLoss } = await import('../runner/sweep.js');
+    const { LocalExecutor } = await import('../runner/executor.js');
+    const controller = new AbortController();
+    const onSignal = () => controller.abort();
+    process.once('SIGINT', onSignal);
+    try {
+      const result = await runSweep(args.sweep, {
+        cacheDir: flags['cache-dir'],
+        runsDir: flags['runs-dir'],
+        executor: new LocalExecutor(flags.jobs),
+        signal: controller.signal,
+        onOutcome: (t, done, total) =>
+          process.stderr.write(
+            `[${done}/${total}] ${t.id} ${t.label}: ${t.status === 'done' ? `valid loss ${t.metrics?.valid.loss.toFixed(4)}, test accuracy ${((t.metrics?.test.accuracy ?? 0) * 100).toFixed(2)}%` : `FAILED: ${t.error}`} (${t.seconds.toFixed(1)}s)\n`,
+          ),
+      });
+      if (flags.json) {
+        this.log(JSON.stringify({ sweep_dir: result.sweep_dir, trials: result.trials.map((t) => ({ id: t.id, overrides: t.overrides, status: t.status, run_dir: t.run_dir ?? null, metrics: t.metrics ?? null, ...(t.error && { error: t.error }) })) }, null, 2));
+      } else {
+        this.log(`${result.sweep}: ${result.trials.length} trials (${result.executor}) → ${result.sweep_dir}`);
+        for (const t of byValidLoss(result.trials)) {
+          const m = t.metrics;
+          this.log(`  ${t.id.padEnd(4)} ${t.label.padEnd(32)} ${t.status === 'done' ? `valid loss ${m!.valid.loss.toFixed(4)}  test acc ${(100 * m!.test.accuracy).toFixed(2)}%` : `failed: ${t.error}`}`);
+        }
+      }
+      if (result.trials.some((t) => t.status === 'failed')) process.exitCode = 1;
+    } finally {
+      process.off('SIGINT', onSignal);
+    }
+  }
+}

@@ -1,0 +1,67 @@
+import { expect } from 'chai';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { REPO, sentiment, tempDir, writeText } from '../helpers.js';
+
+describe('sentiment sweep', function () {
+  this.timeout(600_000);
+
+  it('runs a 2×2 grid with one shared encode entry, compares the trials, and reruns from the cache', async () => {
+    const dir = await tempDir();
+    const env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    const file = await writeText(
+      path.join(dir, 'grid.yaml'),
+      `base: ${JSON.stringify(path.join(REPO, 'experiments/quickstart.yaml'))}\nset: { N_EPOCHS: 1, BACKEND: cpu }\ngrid: { HIDDEN_DIM: [4, 8], N_LAYERS: [1, 2] }\n`,
+    );
+    const first = await sentiment(['sweep', file, '--jobs', '2', '--json'], env);
+    expect(first.code, first.stderr).to.equal(0);
+    const doc = JSON.parse(first.stdout);
+    expect(doc.trials).to.have.length(4);
+    for (const t of doc.trials) {
+      expect(t).to.include.keys('overrides', 'status', 'run_dir', 'metrics');
+      expect(t.status).to.equal('done');
+      expect(t.metrics.test.accuracy).to.be.a('number');
+    }
+    expect(doc.trials.map((t: { overrides: object }) => t.overrides)).to.deep.include({ N_EPOCHS: 1, BACKEND: 'cpu', HIDDEN_DIM: 8, N_LAYERS: 2 });
+    expect((await readdir(path.join(dir, 'cache', 'encode'))).filter((n) => /^[0-9a-f]{64}$/.test(n))).to.have.length(1);
+    expect((await readdir(path.join(dir, 'cache', 'train'))).filter((n) => /^[0-9a-f]{64}$/.test(n))).to.have.length(4);
+    const csv = (await readFile(path.join(doc.sweep_dir, 'results.csv'), 'utf8')).trim().split('\n');
+    expect(csv).to.have.length(5);
+    const validLoss = csv.slice(1).map((l) => Number(l.split(',')[5]));
+    expect(validLoss).to.deep.equal([...validLoss].sort((a, b) => a - b));
+    expect(await readFile(path.join(doc.sweep_dir, 'comparison.html'), 'utf8')).to.contain('<svg');
+
+    const again = await sentiment(['sweep', file, '--json'], env);
+    for (const t of JSON.parse(again.stdout).trials) {
+      const run = JSON.parse(await readFile(path.join(t.run_dir, 'run.json'), 'utf8'));
+      expect(run.stages.every((s: { cached: boolean }) => s.cached)).to.equal(true);
+    }
+  });
+
+  it('records a failing trial with its error and finishes the others (exit 1)', async () => {
+    const dir = await tempDir();
+    const env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    const file = await writeText(
+      path.join(dir, 'bad.yaml'),
+      `base: ${JSON.stringify(path.join(REPO, 'experiments/quickstart.yaml'))}\nset: { N_EPOCHS: 1, BACKEND: cpu, HIDDEN_DIM: 4 }\ntrials: [ { TARGET: positive }, { TARGET: nonsense } ]\n`,
+    );
+    const r = await sentiment(['sweep', file, '--json'], env);
+    expect(r.code).to.equal(1);
+    const [ok, bad] = JSON.parse(r.stdout).trials;
+    expect(ok.status).to.equal('done');
+    expect(bad.status).to.equal('failed');
+    expect(bad.error).to.contain('TARGET: "nonsense" is not a class of this dataset');
+  });
+
+  it('exits 1 before running anything when a trial is invalid', async () => {
+    const dir = await tempDir();
+    const file = await writeText(path.join(dir, 's.yaml'), `base: ${JSON.stringify(path.join(REPO, 'experiments/quickstart.yaml'))}\ngrid: { N_EPOCHS: [1, 0] }\n`);
+    const r = await sentiment(['sweep', file], { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') });
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.contain(`${file}:2:23: N_EPOCHS: must be >= 1 (got 0)`);
+    await readdir(path.join(dir, 'cache')).then(
+      () => expect.fail('nothing should have run'),
+      (e) => expect(e.code).to.equal('ENOENT'),
+    );
+  });
+});
