@@ -27,13 +27,12 @@ export interface InferRequest {
   cacheDir: string;
 }
 
-/** What `sentiment export` writes next to head.safetensors and encoder/. */
+/** What `sentiment export` writes next to head.safetensors, head.json and encoder/. */
 interface ExportedModel {
   format: 1;
   experiment: string;
   config: Experiment;
   classes: [string, string];
-  head: import('../stages/train.js').HeadInfo;
 }
 
 const EXPORT_MANIFEST = 'sentiment-model.json';
@@ -56,12 +55,10 @@ async function trainedEntries(configFile: string, sets: string[], cacheDir: stri
 /** Loads tokenizer, encoder and head once, for a config (via the cache) or an exported folder. */
 export async function openPredictor(req: InferRequest) {
   const { createPredictor } = await import('../inference/predictor.js');
-  const { createHead } = await import('../model/index.js');
-  const { readSafetensors } = await import('../training/safetensors.js');
+  const { loadTrainedHead } = await import('../stages/train.js');
   let config: Experiment;
   let classes: [string, string];
-  let headFile: string;
-  let headInfo: ExportedModel['head'];
+  let headDir: string;
   let modelBaseDir: string;
   if (req.model) {
     const dir = path.resolve(req.model);
@@ -70,19 +67,16 @@ export async function openPredictor(req: InferRequest) {
     const exported = JSON.parse(await readFile(manifestFile, 'utf8')) as ExportedModel;
     config = { ...exported.config, MODEL: path.join(dir, 'encoder') };
     classes = exported.classes;
-    headInfo = exported.head;
-    headFile = path.join(dir, 'head.safetensors');
+    headDir = dir;
     modelBaseDir = dir;
   } else {
     const found = await trainedEntries(req.config!, req.sets, req.cacheDir);
     config = found.config;
     classes = (found.data.manifest.info as { classes: [string, string] }).classes;
-    headInfo = JSON.parse(await readFile(path.join(found.train.dir, 'head.json'), 'utf8'));
-    headFile = path.join(found.train.dir, 'head.safetensors');
+    headDir = found.train.dir;
     modelBaseDir = found.modelBaseDir;
   }
-  const head = await createHead(headInfo.settings, { backend: config.BACKEND });
-  head.setWeights((await readSafetensors(headFile)).tensors);
+  const { head } = await loadTrainedHead(headDir, config.BACKEND);
   const predictor = await createPredictor({ config, modelBaseDir, cacheRoot: path.resolve(req.cacheDir), head, classes });
   return {
     predictor,
@@ -243,14 +237,13 @@ export async function exportModel(configFile: string, sets: string[], cacheDir: 
     await cp(path.join(folder.dir, f), path.join(dir, 'encoder', f));
     copied.push(`encoder/${f}`);
   }
-  await copyFile(path.join(found.train.dir, 'head.safetensors'), path.join(dir, 'head.safetensors'));
+  for (const f of ['head.safetensors', 'head.json']) await copyFile(path.join(found.train.dir, f), path.join(dir, f));
   const manifest: ExportedModel = {
     format: 1,
     experiment: found.name,
     config: found.config,
     classes: (found.data.manifest.info as { classes: [string, string] }).classes,
-    head: JSON.parse(await readFile(path.join(found.train.dir, 'head.json'), 'utf8')),
   };
   await writeFile(path.join(dir, EXPORT_MANIFEST), JSON.stringify(manifest, null, 2));
-  return { dir, files: [EXPORT_MANIFEST, 'head.safetensors', ...copied] };
+  return { dir, files: [EXPORT_MANIFEST, 'head.safetensors', 'head.json', ...copied] };
 }

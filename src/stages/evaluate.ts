@@ -27,7 +27,7 @@ export const evaluateStage: Stage = {
   reads: () => ({}),
   async produce(ctx) {
     const featuresFile = path.join(ctx.upstream.encode!.dir, FEATURES_FILE);
-    const { head, info } = await loadTrainedHead(ctx.upstream.train!, ctx.config.BACKEND);
+    const { head, info } = await loadTrainedHead(ctx.upstream.train!.dir, ctx.config.BACKEND);
     const splits = (ctx.upstream.data!.manifest.info as { splits?: Record<string, { rows: number }> }).splits ?? {};
     const total = SPLITS.reduce((n, s) => n + (splits[s]?.rows ?? 0), 0) || undefined;
     try {

@@ -19,7 +19,7 @@ export const inferStage: Stage = {
     return { ...(await tokenizeStage.inputs!(ctx)), ...(await encodeStage.inputs!(ctx)) };
   },
   async produce(ctx) {
-    const { head } = await loadTrainedHead(ctx.upstream.train!, ctx.config.BACKEND);
+    const { head } = await loadTrainedHead(ctx.upstream.train!.dir, ctx.config.BACKEND);
     const classes = (ctx.upstream.data!.manifest.info as { classes: [string, string] }).classes;
     const predictor = await createPredictor({ config: ctx.config, modelBaseDir: ctx.experiment.baseDirs.MODEL ?? process.cwd(), cacheRoot: ctx.cache.root, head, classes });
     try {

@@ -72,11 +72,11 @@ export async function evaluateSplit(head: Head, featuresFile: string, split: str
   return acc;
 }
 
-/** Rebuilds the head a train entry holds (weights of the best epoch). */
-export async function loadTrainedHead(entry: CacheEntry, backend: Experiment['BACKEND']): Promise<{ head: Head; info: HeadInfo }> {
-  const info = JSON.parse(await readFile(path.join(entry.dir, HEAD_INFO_FILE), 'utf8')) as HeadInfo;
+/** Rebuilds a trained head from a folder holding head.json and head.safetensors (a train entry, or an export). */
+export async function loadTrainedHead(dir: string, backend: Experiment['BACKEND']): Promise<{ head: Head; info: HeadInfo }> {
+  const info = JSON.parse(await readFile(path.join(dir, HEAD_INFO_FILE), 'utf8')) as HeadInfo;
   const head = await createHead(info.settings, { backend });
-  const { tensors } = await readSafetensors(path.join(entry.dir, HEAD_FILE));
+  const { tensors } = await readSafetensors(path.join(dir, HEAD_FILE));
   head.setWeights(tensors);
   return { head, info };
 }
