@@ -1,10 +1,13 @@
 // Seconds per training step of the head (forward in training mode, backward, Adam) on random features,
 // measured as ../shared/bench/torch_gru_step.py measures PyTorch: full-length sequences, dropout 0.25,
 // the first step a warm-up, median and min of the rest, GFLOP/s from the same FLOP formula. One JSON line.
-//   npm run -s bench:gru-step -- --batch 128 --seq 128 --input 768 --hidden 256 --layers 2 --steps 3 [--unidirectional] [--backend wasm] [--threads N]
+//   npm run -s bench:gru-step -- --batch 128 --seq 128 --input 768 --hidden 256 --layers 2 --steps 3 [--unidirectional] [--backend wasm] [--threads N] [--kernel tfjs|ort] [--profile]
+// --kernel ort runs the GRU's matrix products through ONNX Runtime (src/model/ort-kernel.ts); --profile (ort only) adds, on
+// stderr, the seconds per step spent inside session.run and the number of runs.
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { BACKEND_SETTINGS, createHead, type BackendSetting } from '../src/model/index.js';
+import { createOrtGruKernel, emptyProfile, ortKernelThreads } from '../src/model/ort-kernel.js';
 import { Random } from '../src/model/random.js';
 
 /** Multiply-add FLOPs of the GRU forward pass (3 gates, input and recurrent products), as torch_gru_step.py counts them. */
@@ -36,6 +39,8 @@ async function main(): Promise<void> {
       steps: { type: 'string', default: '5' },
       backend: { type: 'string', default: 'auto' },
       threads: { type: 'string' },
+      kernel: { type: 'string', default: 'tfjs' },
+      profile: { type: 'boolean', default: false },
     },
   });
   const [batch, seq, input, hidden, layers, steps] = [values.batch, values.seq, values.input, values.hidden, values.layers, values.steps].map(Number);
@@ -44,7 +49,10 @@ async function main(): Promise<void> {
   if (values.threads) process.env.SENTIMENT_THREADS = values.threads;
   const dirs = values.unidirectional ? 1 : 2;
 
-  const head = await createHead({ inputSize: input, hiddenSize: hidden, layers, bidirectional: dirs === 2, dropout: 0.25, learningRate: 1e-3, seed: 0 }, { backend });
+  if (values.kernel !== 'tfjs' && values.kernel !== 'ort') throw new Error('--kernel must be tfjs or ort');
+  const profile = emptyProfile();
+  const kernel = values.kernel === 'ort' ? createOrtGruKernel({ profile: values.profile ? profile : undefined }) : undefined;
+  const head = await createHead({ inputSize: input, hiddenSize: hidden, layers, bidirectional: dirs === 2, dropout: 0.25, learningRate: 1e-3, seed: 0 }, { backend, kernel });
   const rng = new Random(0, 99);
   const x = new Float32Array(batch * seq * input);
   for (let i = 0; i < x.length; i++) x[i] = rng.normal();
@@ -53,9 +61,26 @@ async function main(): Promise<void> {
 
   const times: number[] = [];
   for (let i = 0; i <= steps; i++) {
+    if (i === 1) Object.assign(profile, emptyProfile());
     const start = performance.now();
     await head.trainStep(b);
     if (i > 0) times.push((performance.now() - start) / 1000); // the first step warms up
+  }
+  if (values.profile && values.kernel === 'ort') {
+    const per = (v: number) => +(v / times.length).toFixed(4);
+    const p = profile;
+    console.error(
+      JSON.stringify({
+        profile: 'ort-kernel seconds per step',
+        session_run: per(p.matmulSeconds),
+        runs: p.calls / times.length,
+        forward_session_run: per(p.forwardMatmulSeconds),
+        forward_js: per(p.forwardSeconds - p.forwardMatmulSeconds),
+        backward_session_run: per(p.backwardMatmulSeconds),
+        backward_js: per(p.backwardSeconds - p.backwardMatmulSeconds),
+        outside_kernel: +(times.reduce((a, b) => a + b, 0) / times.length - per(p.forwardSeconds + p.backwardSeconds)).toFixed(4),
+      }),
+    );
   }
   head.dispose();
   const med = median(times);
@@ -66,7 +91,7 @@ async function main(): Promise<void> {
       engine: head.backendDescription,
       backend: head.backend,
       kernel: head.kernel,
-      threads: Number(/(\d+) threads?/.exec(head.backendDescription)?.[1] ?? 1),
+      threads: kernel ? ortKernelThreads() : Number(/(\d+) threads?/.exec(head.backendDescription)?.[1] ?? 1),
       shape: { batch, seq, input, hidden, layers, directions: dirs },
       steps: times.length,
       seconds_per_step_median: +med.toFixed(4),

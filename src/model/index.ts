@@ -2,3 +2,4 @@ export { createHead, parameterShapes, type Batch, type Head, type HeadGradients,
 export { BACKEND_SETTINGS, selectBackend, type BackendName, type BackendSetting, type SelectedBackend, type Tf } from './backend.js';
 export type { GruForwardResult, GruGradients, GruKernel, GruShape, GruWeights } from './kernel.js';
 export { createTfjsGruKernel, TFJS_KERNEL_NAME } from './tfjs-kernel.js';
+export { createOrtGruKernel, ORT_KERNEL_NAME } from './ort-kernel.js';

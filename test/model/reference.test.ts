@@ -1,18 +1,25 @@
 import { expect } from 'chai';
-import { createHead, type BackendName } from '../../src/model/index.js';
+import { createHead, createTfjsGruKernel, selectBackend, type BackendName, type HeadSettings } from '../../src/model/index.js';
 import { referenceBatch, referenceCases, toNamedTensors, worstError } from './helpers.js';
 
 // PyTorch's answers (float64 on float32 weights and inputs) for nn.GRU over a packed batch + Linear +
 // BCEWithLogits + Adam; see test/fixtures/gru/make_reference.py.
 const TOLERANCE = 1e-5;
 
-for (const backend of ['cpu', 'wasm'] as BackendName[]) {
-  describe(`model/head against PyTorch (${backend})`, () => {
+/** A head on `backend` whose GRU runs on the tfjs kernel, or on the backend's default (ONNX Runtime for cpu and wasm). */
+async function headWith(settings: HeadSettings, backend: BackendName, kernel: 'tfjs' | 'default') {
+  if (kernel === 'default') return createHead(settings, { backend });
+  const selected = await selectBackend(backend);
+  return createHead(settings, { backend, kernel: createTfjsGruKernel(selected.tf, selected.tfBackend) });
+}
+
+for (const [backend, kernel] of [['cpu', 'tfjs'], ['wasm', 'tfjs'], ['wasm', 'default']] as [BackendName, 'tfjs' | 'default'][]) {
+  describe(`model/head against PyTorch (${backend}, ${kernel} kernel)`, () => {
     for (const c of referenceCases()) {
       const settings = { ...c.settings, dropout: 0, learningRate: c.learning_rate, seed: 1 };
 
       it(`${c.name}: logits, loss, every parameter's gradient and the input gradient`, async () => {
-        const head = await createHead({ ...settings, dropout: 0.5 }, { backend });
+        const head = await headWith({ ...settings, dropout: 0.5 }, backend, kernel);
         head.setWeights(toNamedTensors(c.weights));
         // Eval mode: dropout (0.5 here) must be off.
         expect(worstError(await head.predict(referenceBatch(c)), c.logits)).to.be.below(TOLERANCE);
@@ -26,7 +33,7 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
       });
 
       it(`${c.name}: weights after one and two Adam steps (lr ${c.learning_rate})`, async () => {
-        const head = await createHead(settings, { backend });
+        const head = await headWith(settings, backend, kernel);
         head.setWeights(toNamedTensors(c.weights));
         const { loss } = await head.trainStep(referenceBatch(c));
         expect(Math.abs(loss - c.loss)).to.be.below(TOLERANCE);
