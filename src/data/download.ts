@@ -1,10 +1,8 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { DownloadError, LocalWriteError, downloadFile } from '../runner/download.js';
 import { UserError } from '../runner/errors.js';
+import { sha256File } from '../runner/fingerprint.js';
 import { throttledProgress, type ReadOptions } from './types.js';
 
 export const IMDB_URL = 'https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz';
@@ -25,12 +23,6 @@ const LOCAL_COPY_HINTS = [
   '  the archive itself, e.g. --set DATASET=path/to/aclImdb_v1.tar.gz',
   '  JSONL files (train.jsonl and test.jsonl with text and label), e.g. --set DATASET=../shared/data/imdb',
 ];
-
-export async function sha256File(file: string, signal?: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(file), hash, { signal });
-  return hash.digest('hex');
-}
 
 function downloadFailed(url: string, reason: string, cause?: unknown): UserError {
   return new UserError(`DATASET: could not download the imdb dataset from ${url}: ${reason}`, LOCAL_COPY_HINTS, { cause });

@@ -3,7 +3,6 @@ export { readExamples } from './read.js';
 export { IMDB_SHA256, IMDB_URL, imdbSource } from './download.js';
 export { mapLabel } from './tabular.js';
 export {
-  DATASET_READER_VERSION,
   DEFAULT_CLASSES,
   type AclImdbFolderDescription,
   type AclImdbTarDescription,

@@ -91,9 +91,6 @@ export interface ReadOptions {
 
 export const DEFAULT_CLASSES: [string, string] = ['negative', 'positive'];
 
-/** Bump when readers change what they produce from the same inputs (for cache keys). */
-export const DATASET_READER_VERSION = 1;
-
 /** A path as short as it can be shown unambiguously: relative to the current folder when that is shorter. */
 export function displayPath(abs: string): string {
   const rel = path.relative(process.cwd(), abs);

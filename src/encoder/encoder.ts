@@ -2,9 +2,9 @@
 // batching. Used by the encode stage (features for training) and by inference (features for new texts).
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { UserError, messageOf } from '../runner/errors.js';
+import { onnxruntimeRequire } from '../runner/onnxruntime.js';
 
 /** Where DEVICE may ask the encoder to run. */
 export type DeviceSetting = 'auto' | 'cpu' | 'cuda' | 'webgpu';
@@ -40,16 +40,6 @@ export interface Encoder {
   /** Like `run`, but each row's real tokens only: a Float32Array of length × hidden per row. */
   encode(rows: ArrayLike<number>[]): Promise<Float32Array[]>;
   dispose(): Promise<void>;
-}
-
-/** The onnxruntime-node package transformers.js itself loads (resolved from its folder, not ours). */
-function onnxruntimeRequire(): NodeRequire {
-  const ours = createRequire(import.meta.url);
-  try {
-    return createRequire(ours.resolve('@huggingface/transformers'));
-  } catch {
-    return ours;
-  }
 }
 
 export interface ProviderInfo {

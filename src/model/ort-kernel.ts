@@ -1,6 +1,7 @@
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import type * as Ort from 'onnxruntime-common';
+import { onnxruntimeRequire } from '../runner/onnxruntime.js';
+import { askedThreads } from '../runner/threads.js';
 import { GruBackwardSteps, GruForwardSteps, checkShapes, isGruSaved } from './gru-steps.js';
 import type { GruForwardResult, GruGradients, GruKernel } from './kernel.js';
 
@@ -17,22 +18,9 @@ export const ORT_KERNEL_NAME = 'ort-bptt';
 
 type OrtModule = typeof Ort;
 
-/** The onnxruntime-node package transformers.js itself loads (resolved from its folder, as src/encoder/encoder.ts does). */
-function loadOrt(): OrtModule {
-  const ours = createRequire(import.meta.url);
-  let req: NodeRequire = ours;
-  try {
-    req = createRequire(ours.resolve('@huggingface/transformers'));
-  } catch {
-    // fall back to our own resolution
-  }
-  return req('onnxruntime-node') as OrtModule;
-}
-
 /** Intra-op threads: SENTIMENT_THREADS when set, else one per logical core. */
 export function ortKernelThreads(env: NodeJS.ProcessEnv = process.env): number {
-  const asked = Number(env.SENTIMENT_THREADS);
-  return Number.isInteger(asked) && asked >= 1 ? asked : os.availableParallelism();
+  return askedThreads(env) ?? os.availableParallelism();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,7 +127,7 @@ export interface OrtKernelOptions {
 
 /** The kernel on onnxruntime-node's CPU provider. Sessions (three, one per transpose variant, symbolic dims) are made on first use. */
 export function createOrtGruKernel(options: OrtKernelOptions = {}): GruKernel {
-  const ort = loadOrt();
+  const ort = onnxruntimeRequire()('onnxruntime-node') as OrtModule;
   const threads = options.threads ?? ortKernelThreads();
   const sessions = new Map<Variant, Promise<Ort.InferenceSession>>();
   const session = (variant: Variant): Promise<Ort.InferenceSession> => {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import workerThreads from 'node:worker_threads';
 import type * as tfjs from '@tensorflow/tfjs';
+import { askedThreads } from '../runner/threads.js';
 
 type WasmModule = typeof import('@tensorflow/tfjs-backend-wasm');
 
@@ -13,9 +14,7 @@ const MAX_THREADS = 8;
 
 /** Threads for the wasm backend: SENTIMENT_THREADS when set (as for tokenize and encode), else one per core, at most 8. */
 export function wasmThreads(env: NodeJS.ProcessEnv = process.env): number {
-  const asked = Number(env.SENTIMENT_THREADS);
-  const threads = Number.isInteger(asked) && asked >= 1 ? asked : os.availableParallelism();
-  return Math.min(threads, MAX_THREADS);
+  return Math.min(askedThreads(env) ?? os.availableParallelism(), MAX_THREADS);
 }
 
 /**

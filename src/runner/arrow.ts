@@ -147,22 +147,4 @@ export async function* readArrowBatches(file: string): AsyncGenerator<arrow.Reco
   }
 }
 
-/** Row count and schema of an Arrow IPC file, from its footer. */
-export async function arrowFileInfo(file: string): Promise<{ rows: number; batches: number; schema: arrow.Schema }> {
-  const handle = await open(file);
-  try {
-    const reader = await arrow.RecordBatchReader.from(handle);
-    await reader.open();
-    let rows = 0;
-    let batches = 0;
-    for await (const batch of reader) {
-      rows += batch.numRows;
-      batches++;
-    }
-    return { rows, batches, schema: reader.schema };
-  } finally {
-    await handle.close();
-  }
-}
-
 export { arrow };

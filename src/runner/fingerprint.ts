@@ -5,6 +5,13 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import writeFileAtomic from 'write-file-atomic';
 
+/** SHA-256 (hex) of a file's content, streamed. */
+export async function sha256File(file: string, signal?: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(file), hash, { signal });
+  return hash.digest('hex');
+}
+
 type Memo = Record<string, { size: number; mtimeMs: number; ino: number; sha256: string }>;
 
 /**
@@ -29,9 +36,7 @@ export async function fingerprintFiles(files: string[], root: string, memoFile: 
     if (seen && seen.size === st.size && seen.mtimeMs === st.mtimeMs && seen.ino === st.ino) {
       sha256 = seen.sha256;
     } else {
-      const hash = createHash('sha256');
-      await pipeline(createReadStream(abs), hash);
-      sha256 = hash.digest('hex');
+      sha256 = await sha256File(abs);
       memo[abs] = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256 };
       changed = true;
     }

@@ -5,7 +5,7 @@ import readline from 'node:readline';
 import { Cache, type CacheEntry } from './cache.js';
 import { loadExperiment, type Experiment } from './config.js';
 import { UserError } from './errors.js';
-import { planStages } from './pipeline.js';
+import { planStages, stagesUntil } from './pipeline.js';
 import { resolveModelFolder, TOKENIZER_FILES } from './model-files.js';
 import { ArrowFileWriter, arrow } from './arrow.js';
 
@@ -41,8 +41,7 @@ const EXPORT_MANIFEST = 'sentiment-model.json';
 async function trainedEntries(configFile: string, sets: string[], cacheDir: string): Promise<{ config: Experiment; modelBaseDir: string; train: CacheEntry; data: CacheEntry; name: string }> {
   const experiment = loadExperiment(configFile, sets);
   const { STAGES } = await import('../stages/index.js');
-  const upToTrain = STAGES.slice(0, STAGES.findIndex((s) => s.name === 'train') + 1);
-  const plan = await planStages(experiment, upToTrain, new Cache(path.resolve(cacheDir)));
+  const plan = await planStages(experiment, stagesUntil(STAGES, 'train'), new Cache(path.resolve(cacheDir)));
   const train = plan.find((p) => p.stage.name === 'train')!.entry;
   const data = plan.find((p) => p.stage.name === 'data')!.entry;
   if (!train || !data) {

@@ -4,13 +4,11 @@ import Table from 'cli-table3';
 import type { Metrics } from '../stages/evaluate.js';
 import type { EpochRecord } from '../stages/train.js';
 import { Cache } from './cache.js';
-import { loadExperiments, type LoadedExperiment } from './config.js';
+import { UsageError, loadExperiments, type LoadedExperiment } from './config.js';
 import { UserError } from './errors.js';
-import type { Stage } from './stage.js';
-import { UsageError } from './config.js';
 import { planStages, runStages, stagesUntil, type StagesResult } from './pipeline.js';
 import { formatSeconds } from './progress.js';
-import { STAGE_NAMES, type StageName } from './stage.js';
+import { STAGE_NAMES, type Stage, type StageName } from './stage.js';
 
 export interface RunRequest {
   experiments: string[];
@@ -86,8 +84,7 @@ export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
  * train must come from the cache; evaluate is skipped.
  */
 async function predictOnly(experiment: LoadedExperiment, all: Stage[], cacheDir: string): Promise<Stage[]> {
-  const upToTrain = all.slice(0, all.findIndex((s) => s.name === 'train') + 1);
-  const plan = await planStages(experiment, upToTrain, new Cache(cacheDir));
+  const plan = await planStages(experiment, stagesUntil(all, 'train'), new Cache(cacheDir));
   if (!plan[plan.length - 1].entry) {
     throw new UserError(`${experiment.file}: TRAIN is false, but this config has no trained head yet (${plan[plan.length - 1].reason}); run it once with TRAIN: true (--set TRAIN=true)`);
   }

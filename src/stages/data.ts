@@ -103,6 +103,7 @@ function describe(ctx: KeyContext) {
 
 export const dataStage: Stage = {
   name: 'data',
+  // Also covers the dataset readers in src/data: bump it when they change what they read.
   version: 1,
   upstream: [],
   reads: (config) => ({

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ArrowFileWriter, arrow, int32Column, int8Column, readArrowBatches, utf8Column, type ColumnData } from '../runner/arrow.js';
 import { resolveModelFolder } from '../runner/model-files.js';
+import { askedThreads } from '../runner/threads.js';
 import type { Experiment } from '../runner/config.js';
 import type { KeyContext, Progress, Stage } from '../runner/stage.js';
 import { ENCODER_FILES, loadEncoder, planBatches, type BatchOptions, type Encoder } from '../encoder/encoder.js';
@@ -189,8 +190,7 @@ export async function* readFeatureRows(file: string): AsyncGenerator<FeatureRow>
 
 /** ONNX Runtime intra-op threads: SENTIMENT_THREADS when set (as for tokenize), else ONNX Runtime's default (one per physical core). */
 export function encoderThreads(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const asked = Number(env.SENTIMENT_THREADS);
-  return Number.isInteger(asked) && asked >= 1 ? asked : undefined;
+  return askedThreads(env);
 }
 
 export function encoderReads(config: Experiment) {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Stage } from '../runner/stage.js';
 import type { SplitMetrics } from '../training/metrics.js';
 import { FEATURES_FILE } from './encode.js';
-import { evaluateSplit, loadTrainedHead } from './train.js';
+import { evaluateSplit, loadTrainedHead, splitRows } from './train.js';
 
 export const METRICS_FILE = 'metrics.json';
 export const SPLITS = ['train', 'valid', 'test'] as const;
@@ -28,8 +28,7 @@ export const evaluateStage: Stage = {
   async produce(ctx) {
     const featuresFile = path.join(ctx.upstream.encode!.dir, FEATURES_FILE);
     const { head, info } = await loadTrainedHead(ctx.upstream.train!.dir, ctx.config.BACKEND);
-    const splits = (ctx.upstream.data!.manifest.info as { splits?: Record<string, { rows: number }> }).splits ?? {};
-    const total = SPLITS.reduce((n, s) => n + (splits[s]?.rows ?? 0), 0) || undefined;
+    const total = SPLITS.reduce((n, s) => n + (splitRows(ctx.upstream.data, s) ?? 0), 0) || undefined;
     try {
       const result: Partial<Metrics> = { backend: head.backend, kernel: head.kernel, best_epoch: info.best_epoch };
       let before = 0;

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ArrowFileWriter, arrow, int32Column, int32ListColumn, int8Column, readArrowBatches, utf8Column } from '../runner/arrow.js';
 import { UserError } from '../runner/errors.js';
+import { askedThreads } from '../runner/threads.js';
 import { TOKENIZER_FILES, resolveModelFolder } from '../runner/model-files.js';
 import type { Stage } from '../runner/stage.js';
 import type { Experiment } from '../runner/config.js';
@@ -75,8 +76,7 @@ const MIN_ROWS_FOR_WORKERS = 4096;
 
 /** Worker threads for tokenizing: SENTIMENT_THREADS, else one per core (at most 8). */
 export function tokenizeThreads(env: NodeJS.ProcessEnv = process.env): number {
-  const asked = Number(env.SENTIMENT_THREADS);
-  return Number.isInteger(asked) && asked >= 1 ? asked : Math.min(os.availableParallelism(), 8);
+  return askedThreads(env) ?? Math.min(os.availableParallelism(), 8);
 }
 
 type ChunkTokenizer = (texts: string[]) => Promise<{ flat: Int32Array; offsets: Int32Array }>;

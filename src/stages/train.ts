@@ -85,7 +85,8 @@ function copyWeights(w: Record<string, NamedTensor>): Record<string, NamedTensor
   return Object.fromEntries(Object.entries(w).map(([k, t]) => [k, { shape: [...t.shape], data: Float32Array.from(t.data) }]));
 }
 
-function splitRows(data: CacheEntry | undefined, split: string): number | undefined {
+/** Rows of a split, from the data stage's manifest. */
+export function splitRows(data: CacheEntry | undefined, split: string): number | undefined {
   const splits = (data?.manifest.info as { splits?: Record<string, { rows: number }> }).splits;
   return splits?.[split]?.rows;
 }
