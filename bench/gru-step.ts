@@ -41,6 +41,7 @@ async function main(): Promise<void> {
       threads: { type: 'string' },
       kernel: { type: 'string', default: 'tfjs' },
       profile: { type: 'boolean', default: false },
+      trace: { type: 'string' },
     },
   });
   const [batch, seq, input, hidden, layers, steps] = [values.batch, values.seq, values.input, values.hidden, values.layers, values.steps].map(Number);
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
 
   if (values.kernel !== 'tfjs' && values.kernel !== 'ort') throw new Error('--kernel must be tfjs or ort');
   const profile = emptyProfile();
-  const kernel = values.kernel === 'ort' ? createOrtGruKernel({ profile: values.profile ? profile : undefined }) : undefined;
+  const kernel = values.kernel === 'ort' ? createOrtGruKernel({ profile: values.profile ? profile : undefined, traceFilePrefix: values.trace }) : undefined;
   const head = await createHead({ inputSize: input, hiddenSize: hidden, layers, bidirectional: dirs === 2, dropout: 0.25, learningRate: 1e-3, seed: 0 }, { backend, kernel });
   const rng = new Random(0, 99);
   const x = new Float32Array(batch * seq * input);
@@ -72,17 +73,16 @@ async function main(): Promise<void> {
     console.error(
       JSON.stringify({
         profile: 'ort-kernel seconds per step',
-        session_run: per(p.matmulSeconds),
         runs: p.calls / times.length,
-        forward_session_run: per(p.forwardMatmulSeconds),
-        forward_js: per(p.forwardSeconds - p.forwardMatmulSeconds),
-        backward_session_run: per(p.backwardMatmulSeconds),
-        backward_js: per(p.backwardSeconds - p.backwardMatmulSeconds),
-        outside_kernel: +(times.reduce((a, b) => a + b, 0) / times.length - per(p.forwardSeconds + p.backwardSeconds)).toFixed(4),
+        forward_session_run: per(p.forwardSeconds),
+        backward_session_run: per(p.backwardSeconds),
+        network_session_run: per(p.networkSeconds),
+        outside_kernel: +(times.reduce((a, b) => a + b, 0) / times.length - per(p.forwardSeconds + p.backwardSeconds + p.networkSeconds)).toFixed(4),
       }),
     );
   }
   head.dispose();
+  await kernel?.release?.();
   const med = median(times);
   const flops = 3 * gruFlops(batch, seq, input, hidden, layers, dirs); // forward + ~2x backward
   console.log(

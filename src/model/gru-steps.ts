@@ -34,13 +34,17 @@ export function maxOf(lengths: Int32Array): number {
 }
 
 export function checkShapes(x: Float32Array, s: GruShape, lengths: Int32Array, w: GruWeights): void {
-  const G = 3 * s.hidden;
   const problems: string[] = [];
   if (x.length !== s.batch * s.steps * s.input) problems.push(`x has ${x.length} values, expected ${s.batch}×${s.steps}×${s.input}`);
   if (lengths.length !== s.batch) problems.push(`${lengths.length} lengths for a batch of ${s.batch}`);
   for (const l of lengths) if (l < 0 || l > s.steps) problems.push(`length ${l} outside [0, ${s.steps}]`);
-  if (w.wih.length !== G * s.input || w.whh.length !== G * s.hidden || w.bih.length !== G || w.bhh.length !== G) problems.push('weights do not match the shape');
   if (problems.length) throw new Error(`GRU kernel: ${problems.join('; ')}`);
+  checkWeights(w, s.input, s.hidden);
+}
+
+export function checkWeights(w: GruWeights, input: number, hidden: number): void {
+  const G = 3 * hidden;
+  if (w.wih.length !== G * input || w.whh.length !== G * hidden || w.bih.length !== G || w.bhh.length !== G) throw new Error('GRU kernel: weights do not match the shape');
 }
 
 /** 1 for the rows b·T + t of real steps (t < len), 0 for padding. */

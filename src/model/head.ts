@@ -1,6 +1,7 @@
 import { Adam } from './adam.js';
 import { selectBackend, type BackendSetting, type SelectedBackend } from './backend.js';
-import type { GruKernel, GruWeights } from './kernel.js';
+import { directionLayers } from './direction-layers.js';
+import type { ActivationLayout, GruKernel, GruLayerKernel, GruWeights, LayerActivations } from './kernel.js';
 import { Random, STREAM_DROPOUT, STREAM_INIT } from './random.js';
 import { createOrtGruKernel } from './ort-kernel.js';
 import { createTfjsGruKernel } from './tfjs-kernel.js';
@@ -92,6 +93,16 @@ export function parameterShapes(s: HeadSettings): { name: string; shape: number[
   return shapes;
 }
 
+/** Mean BCE with logits in double, in the stable form max(z, 0) − z·y + log(1 + e^−|z|). */
+function meanBce(logits: Float32Array, labels: Float32Array): number {
+  let loss = 0;
+  for (let r = 0; r < logits.length; r++) {
+    const z = logits[r];
+    loss += Math.max(z, 0) - z * labels[r] + Math.log1p(Math.exp(-Math.abs(z)));
+  }
+  return loss / logits.length;
+}
+
 function checkSettings(s: HeadSettings): void {
   const positive = (v: number) => Number.isInteger(v) && v >= 1;
   const problems: string[] = [];
@@ -114,45 +125,14 @@ function checkBatch(b: Batch, inputSize: number, needLabels: boolean): void {
   if (problems.length) throw new Error(`head batch: ${problems.join('; ')}`);
 }
 
-/** [rows, H] + [rows, H] → [rows, 2H]: forward then backward state per row, as nn.GRU lays out its output. */
-function interleave(a: Float32Array, b: Float32Array, rows: number, H: number): Float32Array {
-  const out = new Float32Array(rows * 2 * H);
-  for (let r = 0; r < rows; r++) {
-    out.set(a.subarray(r * H, (r + 1) * H), r * 2 * H);
-    out.set(b.subarray(r * H, (r + 1) * H), r * 2 * H + H);
-  }
-  return out;
-}
-
-function deinterleave(x: Float32Array, rows: number, H: number): [Float32Array, Float32Array] {
-  const a = new Float32Array(rows * H);
-  const b = new Float32Array(rows * H);
-  for (let r = 0; r < rows; r++) {
-    a.set(x.subarray(r * 2 * H, r * 2 * H + H), r * H);
-    b.set(x.subarray(r * 2 * H + H, (r + 1) * 2 * H), r * H);
-  }
-  return [a, b];
-}
-
-function multiply(a: Float32Array, mask: Float32Array): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i] * mask[i];
-  return out;
-}
-
-interface LayerRecord {
-  inputSize: number;
-  /** Dropout mask applied to this layer's input (layers > 0, training). */
-  mask?: Float32Array;
-  saved: unknown[];
-}
 
 interface ForwardPass {
   logits: Float32Array;
   /** [B, H·dirs] after dropout: the linear layer's input. */
   features: Float32Array;
   featureMask?: Float32Array;
-  layers: LayerRecord[];
+  /** What each layer's kernel kept for backward. */
+  saved: unknown[];
 }
 
 /**
@@ -160,11 +140,11 @@ interface ForwardPass {
  * (as a packed sequence), the top layer's final forward and backward states concatenated, dropout,
  * nn.Linear to one logit, BCE-with-logits, torch.optim.Adam.
  */
-export async function createHead(settings: HeadSettings, options: { backend?: BackendSetting; kernel?: GruKernel } = {}): Promise<Head> {
+export async function createHead(settings: HeadSettings, options: { backend?: BackendSetting; kernel?: GruKernel | GruLayerKernel } = {}): Promise<Head> {
   checkSettings(settings);
   const selected = await selectBackend(options.backend ?? 'auto');
   const kernel = options.kernel ?? defaultKernel(selected);
-  return new GruHead({ ...settings }, selected.name, selected.description, kernel);
+  return new GruHead({ ...settings }, selected.name, selected.description, 'layout' in kernel ? kernel : directionLayers(kernel));
 }
 
 /**
@@ -172,7 +152,7 @@ export async function createHead(settings: HeadSettings, options: { backend?: Ba
  * fast as tfjs-wasm, same results to float rounding); on tfjs-node(-gpu), tfjs does them.
  * SENTIMENT_GRU_KERNEL=tfjs|ort overrides, for comparisons.
  */
-function defaultKernel(selected: SelectedBackend, env: NodeJS.ProcessEnv = process.env): GruKernel {
+function defaultKernel(selected: SelectedBackend, env: NodeJS.ProcessEnv = process.env): GruKernel | GruLayerKernel {
   const asked = env.SENTIMENT_GRU_KERNEL;
   if (asked !== undefined && asked !== 'tfjs' && asked !== 'ort') throw new Error(`SENTIMENT_GRU_KERNEL must be tfjs or ort, got "${asked}"`);
   const useOrt = asked ? asked === 'ort' : selected.name === 'wasm' || selected.name === 'cpu';
@@ -196,7 +176,7 @@ class GruHead implements Head {
     readonly settings: HeadSettings,
     readonly backend: string,
     readonly backendDescription: string,
-    private readonly gruKernel: GruKernel,
+    private readonly gruKernel: GruLayerKernel,
   ) {
     this.kernel = gruKernel.name;
     this.dirs = settings.bidirectional ? 2 : 1;
@@ -307,10 +287,19 @@ class GruHead implements Head {
     }
   }
 
-  private dropoutMask(n: number, p: number): Float32Array {
+  /**
+   * Dropout multipliers (0 or 1/(1−p)) for [B, T, F] values, drawn in (b, t, f) order whatever the
+   * layout, so every kernel drops the same values.
+   */
+  private dropoutMask(B: number, T: number, F: number, p: number, layout: ActivationLayout): Float32Array {
+    const mask = new Float32Array(B * T * F);
     const keep = 1 / (1 - p);
-    const mask = new Float32Array(n);
-    for (let i = 0; i < n; i++) mask[i] = this.dropoutRng.nextFloat() >= p ? keep : 0;
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        const at = layout === 'batch-major' ? (b * T + t) * F : (t * B + b) * F;
+        this.dropoutRng.fillDropout(mask, p, keep, at, at + F);
+      }
+    }
     return mask;
   }
 
@@ -319,36 +308,25 @@ class GruHead implements Head {
     const { hiddenSize: H, layers: L } = this.settings;
     const D = this.dirs;
     const p = train ? this.settings.dropout : 0;
-    let input = b.x;
+    let input: Float32Array | LayerActivations = b.x;
     let inputSize = this.settings.inputSize;
-    let finals: Float32Array[] = [];
-    const layers: LayerRecord[] = [];
+    let last: Float32Array = new Float32Array(0);
+    const saved: unknown[] = [];
     for (let l = 0; l < L; l++) {
-      let mask: Float32Array | undefined;
-      if (l > 0 && p > 0) {
-        mask = this.dropoutMask(B * T * inputSize, p);
-        input = multiply(input, mask);
-      }
-      const outputs: Float32Array[] = [];
-      const saved: unknown[] = [];
-      finals = [];
-      for (let d = 0; d < D; d++) {
-        const r = await this.gruKernel.forward(input, { batch: B, steps: T, input: inputSize, hidden: H }, b.lengths, this.gru[l][d], d === 1, keep);
-        outputs.push(r.output);
-        finals.push(r.last);
-        saved.push(r.saved);
-      }
-      layers.push({ inputSize, mask, saved });
-      if (l < L - 1) input = D === 1 ? outputs[0] : interleave(outputs[0], outputs[1], B * T, H);
+      const mask = l > 0 && p > 0 ? this.dropoutMask(B, T, inputSize, p, this.gruKernel.layout) : undefined;
+      const shape = { batch: B, steps: T, input: inputSize, hidden: H, directions: D as 1 | 2 };
+      const r = await this.gruKernel.forward(input, shape, b.lengths, this.gru[l], mask, keep);
+      saved.push(r.saved);
+      input = r.output;
+      last = r.last;
       inputSize = H * D;
     }
     const F = H * D;
-    let features: Float32Array = new Float32Array(B * F);
-    for (let r = 0; r < B; r++) for (let d = 0; d < D; d++) features.set(finals[d].subarray(r * H, (r + 1) * H), r * F + d * H);
+    let features = last;
     let featureMask: Float32Array | undefined;
     if (p > 0) {
-      featureMask = this.dropoutMask(B * F, p);
-      features = multiply(features, featureMask);
+      featureMask = this.dropoutMask(B, 1, F, p, 'batch-major');
+      features = features.map((v, i) => v * featureMask![i]);
     }
     const logits = new Float32Array(B);
     for (let r = 0; r < B; r++) {
@@ -356,28 +334,56 @@ class GruHead implements Head {
       for (let k = 0; k < F; k++) sum += features[r * F + k] * this.outWeight[k];
       logits[r] = sum;
     }
-    return { logits, features, featureMask, layers };
+    return { logits, features, featureMask, saved };
+  }
+
+  /** The whole pass in one kernel call, drawing the dropout masks in the order forward() draws them. */
+  private async networkGradients(b: Batch, train: boolean, inputGrad: boolean): Promise<HeadGradients> {
+    const { batch: B, steps: T } = b;
+    const { hiddenSize: H, layers: L, inputSize } = this.settings;
+    const D = this.dirs;
+    const p = train ? this.settings.dropout : 0;
+    const layerMasks = Array.from({ length: L }, (_, l) => (l > 0 && p > 0 ? this.dropoutMask(B, T, H * D, p, this.gruKernel.layout) : undefined));
+    const features = p > 0 ? this.dropoutMask(B, 1, H * D, p, 'batch-major') : undefined;
+    const shape = { batch: B, steps: T, input: inputSize, hidden: H, directions: D as 1 | 2, layers: L };
+    const r = await this.gruKernel.gradients!(
+      { x: b.x, lengths: b.lengths, labels: b.labels! },
+      shape,
+      this.gru,
+      { weight: this.outWeight, bias: this.outBias },
+      { layers: layerMasks, features },
+      inputGrad,
+    );
+    const grads: Record<string, Float32Array> = { 'out.weight': r.outWeight, 'out.bias': r.outBias };
+    r.layers.forEach((layer, l) =>
+      layer.forEach((d, dir) => {
+        const suffix = `l${l}${dir === 1 ? '_reverse' : ''}`;
+        grads[`rnn.weight_ih_${suffix}`] = d.dWih;
+        grads[`rnn.weight_hh_${suffix}`] = d.dWhh;
+        grads[`rnn.bias_ih_${suffix}`] = d.dBih;
+        grads[`rnn.bias_hh_${suffix}`] = d.dBhh;
+      }),
+    );
+    const ordered = Object.fromEntries(this.params.map((param) => [param.name, grads[param.name]]));
+    return { loss: meanBce(r.logits, b.labels!), logits: r.logits, grads: ordered, dx: r.dx };
   }
 
   private async computeGradients(b: Batch, train: boolean, inputGrad: boolean): Promise<HeadGradients> {
     checkBatch(b, this.settings.inputSize, true);
+    if (this.gruKernel.gradients) return this.networkGradients(b, train, inputGrad);
     const labels = b.labels!;
     const fw = await this.forward(b, train, true);
     const { batch: B, steps: T } = b;
     const { hiddenSize: H, layers: L } = this.settings;
     const D = this.dirs;
     const F = H * D;
-    // Mean BCE with logits, in the stable form max(z, 0) − z·y + log(1 + e^−|z|).
-    let loss = 0;
+    const loss = meanBce(fw.logits, labels);
     const dLogits = new Float64Array(B);
     for (let r = 0; r < B; r++) {
       const z = fw.logits[r];
-      const y = labels[r];
-      loss += Math.max(z, 0) - z * y + Math.log1p(Math.exp(-Math.abs(z)));
       const sigmoid = z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z));
-      dLogits[r] = (sigmoid - y) / B;
+      dLogits[r] = (sigmoid - labels[r]) / B;
     }
-    loss /= B;
     const grads: Record<string, Float32Array> = {};
     const dOutWeight = new Float32Array(F);
     let dOutBias = 0;
@@ -391,34 +397,22 @@ class GruHead implements Head {
       dOutBias += dLogits[r];
       for (let k = 0; k < F; k++) dFeatures[r * F + k] = dLogits[r] * this.outWeight[k] * (fw.featureMask ? fw.featureMask[r * F + k] : 1);
     }
-    let dLast = Array.from({ length: D }, (_, d) => {
-      const g = new Float32Array(B * H);
-      for (let r = 0; r < B; r++) g.set(dFeatures.subarray(r * F + d * H, r * F + (d + 1) * H), r * H);
-      return g;
-    });
-    let dOutput: (Float32Array | undefined)[] = [undefined, undefined];
+    let dLast = dFeatures;
+    let dOutput: LayerActivations | undefined;
     let dx: Float32Array | undefined;
     for (let l = L - 1; l >= 0; l--) {
-      const record = fw.layers[l];
-      const needInput = l > 0 || inputGrad;
-      const dInput = needInput ? new Float32Array(B * T * record.inputSize) : undefined;
-      for (let d = 0; d < D; d++) {
-        const g = await this.gruKernel.backward(record.saved[d], dOutput[d], dLast[d], needInput);
-        const suffix = `l${l}${d === 1 ? '_reverse' : ''}`;
-        grads[`rnn.weight_ih_${suffix}`] = g.dWih;
-        grads[`rnn.weight_hh_${suffix}`] = g.dWhh;
-        grads[`rnn.bias_ih_${suffix}`] = g.dBih;
-        grads[`rnn.bias_hh_${suffix}`] = g.dBhh;
-        if (dInput && g.dx) for (let i = 0; i < dInput.length; i++) dInput[i] += g.dx[i];
-      }
-      record.saved = [];
-      if (l === 0) {
-        dx = dInput;
-        break;
-      }
-      if (record.mask) for (let i = 0; i < dInput!.length; i++) dInput![i] *= record.mask[i];
-      dOutput = D === 1 ? [dInput] : deinterleave(dInput!, B * T, H);
-      dLast = Array.from({ length: D }, () => new Float32Array(B * H));
+      const g = await this.gruKernel.backward(fw.saved[l], dOutput, dLast, l > 0 || inputGrad);
+      fw.saved[l] = undefined;
+      g.grads.forEach((d, dir) => {
+        const suffix = `l${l}${dir === 1 ? '_reverse' : ''}`;
+        grads[`rnn.weight_ih_${suffix}`] = d.dWih;
+        grads[`rnn.weight_hh_${suffix}`] = d.dWhh;
+        grads[`rnn.bias_ih_${suffix}`] = d.dBih;
+        grads[`rnn.bias_hh_${suffix}`] = d.dBhh;
+      });
+      if (l === 0) dx = g.dInput?.data;
+      dOutput = g.dInput;
+      dLast = new Float32Array(B * F);
     }
     grads['out.weight'] = dOutWeight;
     grads['out.bias'] = Float32Array.of(dOutBias);

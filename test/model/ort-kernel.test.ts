@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { createHead, createTfjsGruKernel, selectBackend, type GruKernel, type GruWeights } from '../../src/model/index.js';
-import { createOrtGruKernel, gemmModel } from '../../src/model/ort-kernel.js';
+import { createHead, createTfjsGruKernel, directionLayers, selectBackend, type GruKernel, type GruLayerKernel, type GruWeights } from '../../src/model/index.js';
+import { ORT_KERNEL_NAME, createOrtGruKernel } from '../../src/model/ort-kernel.js';
 import { Random } from '../../src/model/random.js';
 import { randomBatch, referenceBatch, referenceCases, tinySettings, toNamedTensors, worstError } from './helpers.js';
 
@@ -18,7 +18,7 @@ function randomWeights(rng: Random, input: number, hidden: number): GruWeights {
 
 describe('model/ort-kernel', () => {
   let tfjsKernel: GruKernel;
-  let ortKernel: GruKernel;
+  let ortKernel: GruLayerKernel;
 
   before(async () => {
     const cpu = await selectBackend('cpu');
@@ -26,34 +26,64 @@ describe('model/ort-kernel', () => {
     ortKernel = createOrtGruKernel({ threads: 2 });
   });
 
-  it('builds a loadable one-node Gemm model for each transpose variant', () => {
-    for (const v of ['nn', 'nt', 'tn'] as const) expect(gemmModel(v).length).to.be.above(50);
-  });
 
-  for (const reverse of [false, true]) {
+  /** [T, B, F] → [B, T, F]. */
+  const batchMajor = (x: Float32Array, T: number, B: number, F: number) => {
+    const out = new Float32Array(x.length);
+    for (let t = 0; t < T; t++) for (let b = 0; b < B; b++) out.set(x.subarray((t * B + b) * F, (t * B + b + 1) * F), (b * T + t) * F);
+    return out;
+  };
+  const timeMajor = (x: Float32Array, B: number, T: number, F: number) => batchMajor(x, B, T, F);
+
+  for (const directions of [2, 1] as const) {
     for (const withDOutput of [true, false]) {
-      it(`matches the tfjs kernel: forward, final state and every gradient (${reverse ? 'reverse' : 'forward'}, dOutput ${withDOutput ? 'given' : 'undefined'})`, async () => {
-        const rng = new Random(3, reverse ? 1 : 2);
-        const shape = { batch: 4, steps: 7, input: 5, hidden: 6 };
+      it(`matches the tfjs kernel layer by layer: outputs, final states, every gradient and dx (${directions} direction${directions > 1 ? 's' : ''}, dOutput ${withDOutput ? 'given' : 'undefined'})`, async () => {
+        const rng = new Random(3, directions * 10 + +withDOutput);
+        const [B, T, In, H] = [4, 7, 5, 6];
         const lengths = Int32Array.from([7, 3, 0, 5]);
-        const x = randomArray(rng, shape.batch * shape.steps * shape.input);
-        // Padding rows hold NaN: neither the outputs nor dW_ih may see them.
-        lengths.forEach((len, b) => x.fill(NaN, (b * shape.steps + len) * shape.input, (b + 1) * shape.steps * shape.input));
-        const w = randomWeights(rng, shape.input, shape.hidden);
-        const dOutput = withDOutput ? randomArray(rng, shape.batch * shape.steps * shape.hidden) : undefined;
-        const dLast = randomArray(rng, shape.batch * shape.hidden);
-
-        const a = await tfjsKernel.forward(x, shape, lengths, w, reverse, true);
-        const b = await ortKernel.forward(x, shape, lengths, w, reverse, true);
-        expect(worstError(b.output, a.output), 'output').to.be.below(TOLERANCE);
-        expect(worstError(b.last, a.last), 'last').to.be.below(TOLERANCE);
-        const ga = await tfjsKernel.backward(a.saved, dOutput, dLast, true);
-        const gb = await ortKernel.backward(b.saved, dOutput, dLast, true);
-        for (const key of ['dWih', 'dWhh', 'dBih', 'dBhh'] as const) expect(worstError(gb[key], ga[key]), key).to.be.below(TOLERANCE);
-        // dx at padded rows is 0·NaN in both (the padding is never masked for dx); compare the real rows.
-        const real = (d: Float32Array) => Array.from(lengths).flatMap((len, bi) => Array.from(d.subarray(bi * shape.steps * shape.input, (bi * shape.steps + len) * shape.input)));
-        expect(worstError(real(gb.dx!), real(ga.dx!)), 'dx').to.be.below(TOLERANCE);
-        expect((await ortKernel.backward(b.saved, dOutput, dLast, false)).dx).to.equal(undefined);
+        const x = randomArray(rng, B * T * In);
+        // Padding holds NaN: neither the outputs nor the weight gradients may see it.
+        lengths.forEach((len, b) => x.fill(NaN, (b * T + len) * In, (b + 1) * T * In));
+        const weights = Array.from({ length: directions }, () => randomWeights(rng, In, H));
+        const above = Array.from({ length: directions }, () => randomWeights(rng, directions * H, H));
+        const shape = { batch: B, steps: T, input: In, hidden: H, directions };
+        const shapeAbove = { ...shape, input: directions * H };
+        const F = directions * H;
+        const plain = directionLayers(tfjsKernel);
+        const results = [];
+        for (const kernel of [plain, ortKernel]) {
+          // Two layers, the second with dropout multipliers on its input drawn in the kernel's layout.
+          const drop = new Float32Array(B * T * F);
+          const draw = new Random(5, 5);
+          for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) {
+            const at = kernel.layout === 'batch-major' ? (b * T + t) * F : (t * B + b) * F;
+            draw.fillDropout(drop, 0.3, 1 / 0.7, at, at + F);
+          }
+          const f0 = await kernel.forward(x, shape, lengths, weights, undefined, true);
+          const f1 = await kernel.forward(f0.output, shapeAbove, lengths, above, drop, true);
+          const dLast = new Random(6, 6);
+          const dOut = withDOutput ? randomArray(dLast, T * B * F) : undefined;
+          // dOutput must be 0 on padding (what the layer above gives).
+          if (dOut) lengths.forEach((len, b) => { for (let t = len; t < T; t++) dOut.fill(0, (b * T + t) * F, (b * T + t + 1) * F); });
+          const dOutput = dOut && { layout: kernel.layout, data: kernel.layout === 'batch-major' ? dOut : timeMajor(dOut, B, T, F) };
+          const g1 = await kernel.backward(f1.saved, dOutput, randomArray(dLast, B * F), true);
+          const g0 = await kernel.backward(f0.saved, g1.dInput, new Float32Array(B * F), true);
+          const asBatch = (a: { layout: string; data: Float32Array }) => (a.layout === 'batch-major' ? a.data : batchMajor(a.data, T, B, F));
+          results.push({ y0: asBatch(f0.output), y1: asBatch(f1.output), last: f1.last, g0, g1 });
+        }
+        const [a, b] = results;
+        expect(worstError(b.y0, a.y0), 'layer 0 output').to.be.below(TOLERANCE);
+        expect(worstError(b.y1, a.y1), 'layer 1 output').to.be.below(TOLERANCE);
+        expect(worstError(b.last, a.last), 'final states').to.be.below(TOLERANCE);
+        for (const layer of ['g0', 'g1'] as const) {
+          for (let d = 0; d < directions; d++) {
+            for (const key of ['dWih', 'dWhh', 'dBih', 'dBhh'] as const) expect(worstError(b[layer].grads[d][key], a[layer].grads[d][key]), `${layer} ${d} ${key}`).to.be.below(TOLERANCE);
+          }
+        }
+        // dx of the features at padded rows is 0·NaN in the plain kernel; compare the real rows.
+        const real = (d: Float32Array) => Array.from(lengths).flatMap((len, bi) => Array.from(d.subarray(bi * T * In, (bi * T + len) * In)));
+        expect(b.g0.dInput!.layout).to.equal('batch-major');
+        expect(worstError(real(b.g0.dInput!.data), real(a.g0.dInput!.data)), 'dx').to.be.below(TOLERANCE);
       });
     }
   }
@@ -63,7 +93,7 @@ describe('model/ort-kernel', () => {
       it(`${c.name}: logits, loss, every gradient, the input gradient, and two Adam steps`, async () => {
         const settings = { ...c.settings, dropout: 0, learningRate: c.learning_rate, seed: 1 };
         const head = await createHead(settings, { backend: 'cpu', kernel: createOrtGruKernel({ threads: 2 }) });
-        expect(head.kernel).to.equal('ort-bptt');
+        expect(head.kernel).to.equal(ORT_KERNEL_NAME);
         head.setWeights(toNamedTensors(c.weights));
         const g = await head.gradients(referenceBatch(c), { inputGrad: true });
         expect(worstError(g.logits, c.logits), 'logits').to.be.below(TOLERANCE);
@@ -87,7 +117,7 @@ describe('model/ort-kernel', () => {
       await createHead(settings, { backend: 'cpu', kernel: createTfjsGruKernel(cpu.tf, cpu.tfBackend) }),
       await createHead(settings, { backend: 'cpu', kernel: createOrtGruKernel({ threads: 2 }) }),
     ];
-    expect(heads.map((h) => h.kernel)).to.deep.equal(['tfjs-bptt', 'ort-bptt']);
+    expect(heads.map((h) => h.kernel)).to.deep.equal(['tfjs-bptt', ORT_KERNEL_NAME]);
     const losses: number[][] = [[], []];
     for (let step = 0; step < 5; step++) for (let i = 0; i < 2; i++) losses[i].push((await heads[i].trainStep(batch)).loss);
     expect(worstError(losses[1], losses[0]), 'losses').to.be.below(TOLERANCE);
@@ -102,7 +132,7 @@ describe('model/head default kernel', () => {
   it('runs the GRU on ONNX Runtime for cpu and wasm, and SENTIMENT_GRU_KERNEL overrides it', async () => {
     const settings = tinySettings({ inputSize: 4, hiddenSize: 3 });
     const head = await createHead(settings, { backend: 'wasm' });
-    expect(head.kernel).to.equal('ort-bptt');
+    expect(head.kernel).to.equal(ORT_KERNEL_NAME);
     head.dispose();
     process.env.SENTIMENT_GRU_KERNEL = 'tfjs';
     try {
