@@ -1,12 +1,13 @@
 // Seconds per training step of the head (forward in training mode, backward, Adam) on random features,
 // measured as ../shared/bench/torch_gru_step.py measures PyTorch: full-length sequences, dropout 0.25,
 // the first step a warm-up, median and min of the rest, GFLOP/s from the same FLOP formula. One JSON line.
-//   npm run -s bench:gru-step -- --batch 128 --seq 128 --input 768 --hidden 256 --layers 2 --steps 3 [--unidirectional] [--backend wasm] [--threads N] [--kernel tfjs|ort] [--profile]
-// --kernel ort runs the GRU's matrix products through ONNX Runtime (src/model/ort-kernel.ts); --profile (ort only) adds, on
-// stderr, the seconds per step spent inside session.run and the number of runs.
+// Then the same number of evaluation passes (logits only), as evaluate and infer run them.
+//   npm run -s bench:gru-step -- --batch 128 --seq 128 --input 768 --hidden 256 --layers 2 --steps 3 [--unidirectional] [--backend wasm] [--threads N] [--kernel auto|ort|tfjs] [--profile] [--trace PREFIX]
+// --kernel: the backend's default (auto), ONNX Runtime (src/model/ort-kernel.ts) or tfjs; --profile (ort) adds, on stderr, the
+// seconds per step inside session.run; --trace (ort) writes ONNX Runtime's per-node trace to PREFIX-<session>_<time>.json.
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { BACKEND_SETTINGS, createHead, type BackendSetting } from '../src/model/index.js';
+import { BACKEND_SETTINGS, createHead, createTfjsGruKernel, selectBackend, type BackendSetting } from '../src/model/index.js';
 import { createOrtGruKernel, emptyProfile, ortKernelThreads } from '../src/model/ort-kernel.js';
 import { Random } from '../src/model/random.js';
 
@@ -39,7 +40,7 @@ async function main(): Promise<void> {
       steps: { type: 'string', default: '5' },
       backend: { type: 'string', default: 'auto' },
       threads: { type: 'string' },
-      kernel: { type: 'string', default: 'tfjs' },
+      kernel: { type: 'string', default: 'auto' },
       profile: { type: 'boolean', default: false },
       trace: { type: 'string' },
     },
@@ -50,9 +51,11 @@ async function main(): Promise<void> {
   if (values.threads) process.env.SENTIMENT_THREADS = values.threads;
   const dirs = values.unidirectional ? 1 : 2;
 
-  if (values.kernel !== 'tfjs' && values.kernel !== 'ort') throw new Error('--kernel must be tfjs or ort');
+  if (!['auto', 'tfjs', 'ort'].includes(values.kernel)) throw new Error('--kernel must be auto, tfjs or ort');
+  const selected = await selectBackend(backend);
+  const useOrt = values.kernel === 'ort' || (values.kernel === 'auto' && (selected.name === 'wasm' || selected.name === 'cpu'));
   const profile = emptyProfile();
-  const kernel = values.kernel === 'ort' ? createOrtGruKernel({ profile: values.profile ? profile : undefined, traceFilePrefix: values.trace }) : undefined;
+  const kernel = useOrt ? createOrtGruKernel({ profile: values.profile ? profile : undefined, traceFilePrefix: values.trace }) : createTfjsGruKernel(selected.tf, selected.tfBackend);
   const head = await createHead({ inputSize: input, hiddenSize: hidden, layers, bidirectional: dirs === 2, dropout: 0.25, learningRate: 1e-3, seed: 0 }, { backend, kernel });
   const rng = new Random(0, 99);
   const x = new Float32Array(batch * seq * input);
@@ -67,7 +70,7 @@ async function main(): Promise<void> {
     await head.trainStep(b);
     if (i > 0) times.push((performance.now() - start) / 1000); // the first step warms up
   }
-  if (values.profile && values.kernel === 'ort') {
+  if (values.profile && useOrt) {
     const per = (v: number) => +(v / times.length).toFixed(4);
     const p = profile;
     console.error(
@@ -81,8 +84,14 @@ async function main(): Promise<void> {
       }),
     );
   }
-  head.dispose();
-  await kernel?.release?.();
+  // Evaluation (what evaluate and infer run per batch): the forward pass in eval mode, logits only.
+  const evalTimes: number[] = [];
+  for (let i = 0; i <= steps; i++) {
+    const start = performance.now();
+    await head.predict(b);
+    if (i > 0) evalTimes.push((performance.now() - start) / 1000);
+  }
+  head.dispose(); // releases the kernel's sessions, which writes --trace files
   const med = median(times);
   const flops = 3 * gruFlops(batch, seq, input, hidden, layers, dirs); // forward + ~2x backward
   console.log(
@@ -91,11 +100,12 @@ async function main(): Promise<void> {
       engine: head.backendDescription,
       backend: head.backend,
       kernel: head.kernel,
-      threads: kernel ? ortKernelThreads() : Number(/(\d+) threads?/.exec(head.backendDescription)?.[1] ?? 1),
+      threads: useOrt ? ortKernelThreads() : Number(/(\d+) threads?/.exec(head.backendDescription)?.[1] ?? 1),
       shape: { batch, seq, input, hidden, layers, directions: dirs },
       steps: times.length,
       seconds_per_step_median: +med.toFixed(4),
       seconds_per_step_min: +Math.min(...times).toFixed(4),
+      eval_seconds_per_batch_median: +median(evalTimes).toFixed(4),
       train_gflop_per_step: +(flops / 1e9).toFixed(2),
       achieved_gflops: +(flops / med / 1e9).toFixed(1),
       peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),

@@ -1,11 +1,18 @@
 // The head's training step next to PyTorch's (../shared/bench/torch_gru_step.py) in the same run, same
-// shapes, alternating: B=32 and B=128 at T=128, D=768, H=256, L=2, bidirectional. Prints one JSON line
-// per batch size with both medians, the ratio, and GFLOP/s against the machine's GEMM peak as PyTorch
-// measures it. Skips PyTorch when Debian's python3-torch is absent.
+// shapes, alternating ours and PyTorch ROUNDS times per batch size: B=32 and B=128 at T=128, D=768,
+// H=256, L=2, bidirectional. Prints one JSON line per batch size with every pair's medians and ratio,
+// the median ratio, our evaluation pass, and GFLOP/s against the machine's GEMM peak as PyTorch measures
+// it. Skips PyTorch when Debian's python3-torch is absent.
+//
+// Fairness: Debian's OpenBLAS 0.3.21 does not recognise newer CPUs and falls back to its generic
+// "Prescott" kernels, which made PyTorch's GEMM about 5× slower on this machine. When it does, PyTorch
+// runs with OPENBLAS_CORETYPE set to the newest kernel family the CPU's flags allow (SkylakeX for
+// AVX-512, Haswell for AVX2); the core used is reported. An OPENBLAS_CORETYPE already set is kept.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
+const ROUNDS = Number(process.env.ROUNDS ?? 2);
 const torchScript = path.resolve(import.meta.dirname, '../../shared/bench/torch_gru_step.py');
 const python = '/usr/bin/python3';
 const hasTorch = existsSync(torchScript) && spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
@@ -14,22 +21,52 @@ function lastJson(out: string): Record<string, any> {
   return JSON.parse(out.trim().split('\n').filter((l) => l.startsWith('{')).pop()!);
 }
 
+/** The environment PyTorch runs in, and the OpenBLAS kernel family it will use. */
+function torchEnvironment(): { env: NodeJS.ProcessEnv; core: string | undefined } {
+  const coreOf = (env: NodeJS.ProcessEnv) => {
+    const r = spawnSync(python, ['-c', 'import torch; torch.ones(2, 2) @ torch.ones(2, 2)'], { env: { ...env, OPENBLAS_VERBOSE: '2' }, encoding: 'utf8' });
+    return /Core: (\w+)/.exec(`${r.stdout}${r.stderr}`)?.[1];
+  };
+  const detected = coreOf(process.env);
+  if (process.env.OPENBLAS_CORETYPE || detected !== 'Prescott') return { env: process.env, core: detected };
+  const flags = readFileSync('/proc/cpuinfo', 'utf8');
+  const family = /\bavx512f\b/.test(flags) ? 'SkylakeX' : /\bavx2\b/.test(flags) ? 'Haswell' : undefined;
+  if (!family) return { env: process.env, core: detected };
+  const env = { ...process.env, OPENBLAS_CORETYPE: family };
+  return { env, core: `${coreOf(env)} (OPENBLAS_CORETYPE; detected ${detected})` };
+}
+
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const torchEnv = hasTorch ? torchEnvironment() : undefined;
 for (const batch of [32, 128]) {
   const args = ['--batch', String(batch), '--seq', '128', '--input', '768', '--hidden', '256', '--layers', '2', '--steps', '3'];
-  const ours = lastJson(spawnSync(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'gru-step.ts'), ...args], { encoding: 'utf8' }).stdout);
-  const torch = hasTorch ? lastJson(spawnSync(python, [torchScript, ...args], { encoding: 'utf8' }).stdout) : undefined;
+  const pairs: { ours: Record<string, any>; torch?: Record<string, any> }[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const ours = lastJson(spawnSync(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'gru-step.ts'), ...args], { encoding: 'utf8' }).stdout);
+    const torch = torchEnv ? lastJson(spawnSync(python, [torchScript, ...args], { encoding: 'utf8', env: torchEnv.env }).stdout) : undefined;
+    pairs.push({ ours, torch });
+  }
+  const ratios = pairs.filter((p) => p.torch).map((p) => +(p.ours.seconds_per_step_median / p.torch!.seconds_per_step_median).toFixed(2));
+  const last = pairs[pairs.length - 1];
   console.log(
     JSON.stringify({
       bench: 'gru-step-vs-pytorch',
       batch,
-      ours_seconds_per_step: ours.seconds_per_step_median,
-      ours_kernel: ours.kernel,
-      ours_gflops: ours.achieved_gflops,
-      pytorch_seconds_per_step: torch?.seconds_per_step_median ?? null,
-      pytorch_gflops: torch?.achieved_gflops ?? null,
-      ratio_ours_to_pytorch: torch ? +(ours.seconds_per_step_median / torch.seconds_per_step_median).toFixed(2) : null,
-      machine_sgemm_gflops: torch?.machine_sgemm_gflops ?? null,
-      ours_share_of_sgemm_peak: torch ? +(ours.achieved_gflops / torch.machine_sgemm_gflops).toFixed(2) : null,
+      ours_kernel: last.ours.kernel,
+      ours_seconds_per_step: pairs.map((p) => p.ours.seconds_per_step_median),
+      ours_eval_seconds_per_batch: pairs.map((p) => p.ours.eval_seconds_per_batch_median),
+      ours_gflops: pairs.map((p) => p.ours.achieved_gflops),
+      pytorch_seconds_per_step: hasTorch ? pairs.map((p) => p.torch!.seconds_per_step_median) : null,
+      pytorch_gflops: hasTorch ? pairs.map((p) => p.torch!.achieved_gflops) : null,
+      pytorch_openblas_core: torchEnv?.core ?? null,
+      ratio_ours_to_pytorch: hasTorch ? ratios : null,
+      ratio_median: hasTorch ? median(ratios) : null,
+      machine_sgemm_gflops: hasTorch ? pairs.map((p) => p.torch!.machine_sgemm_gflops) : null,
+      ours_share_of_sgemm_peak: hasTorch ? +(median(pairs.map((p) => p.ours.achieved_gflops)) / median(pairs.map((p) => p.torch!.machine_sgemm_gflops))).toFixed(2) : null,
       ...(hasTorch ? {} : { pytorch: 'skipped: needs /usr/bin/python3 with torch (apt-get install -y python3-torch libopenblas0-pthread) and ../shared/bench' }),
     }),
   );

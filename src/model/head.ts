@@ -69,6 +69,7 @@ export interface Head {
   setWeights(w: Record<string, NamedTensor>): void;
   getTrainingState(): HeadTrainingState;
   setTrainingState(state: HeadTrainingState): void;
+  /** Frees the head and its kernel (ONNX Runtime sessions); neither may be used after. */
   dispose(): void;
 }
 
@@ -220,6 +221,7 @@ class GruHead implements Head {
   async predict(b: Batch): Promise<Float32Array> {
     return this.exclusive(async () => {
       checkBatch(b, this.settings.inputSize, false);
+      if (this.gruKernel.predict) return this.gruKernel.predict(b, this.networkShape(b), this.gru, { weight: this.outWeight, bias: this.outBias });
       return (await this.forward(b, false, false)).logits;
     });
   }
@@ -269,6 +271,8 @@ class GruHead implements Head {
 
   dispose(): void {
     this.disposed = true;
+    // The kernel's ONNX Runtime sessions hold their memory arenas until released.
+    this.gruKernel.release?.().catch(() => undefined);
   }
 
   private checkUsable(): void {
@@ -337,15 +341,20 @@ class GruHead implements Head {
     return { logits, features, featureMask, saved };
   }
 
+  private networkShape(b: Batch) {
+    const { inputSize, hiddenSize, layers } = this.settings;
+    return { batch: b.batch, steps: b.steps, input: inputSize, hidden: hiddenSize, directions: this.dirs as 1 | 2, layers };
+  }
+
   /** The whole pass in one kernel call, drawing the dropout masks in the order forward() draws them. */
   private async networkGradients(b: Batch, train: boolean, inputGrad: boolean): Promise<HeadGradients> {
     const { batch: B, steps: T } = b;
-    const { hiddenSize: H, layers: L, inputSize } = this.settings;
+    const { hiddenSize: H, layers: L } = this.settings;
     const D = this.dirs;
     const p = train ? this.settings.dropout : 0;
     const layerMasks = Array.from({ length: L }, (_, l) => (l > 0 && p > 0 ? this.dropoutMask(B, T, H * D, p, this.gruKernel.layout) : undefined));
     const features = p > 0 ? this.dropoutMask(B, 1, H * D, p, 'batch-major') : undefined;
-    const shape = { batch: B, steps: T, input: inputSize, hidden: H, directions: D as 1 | 2, layers: L };
+    const shape = this.networkShape(b);
     const r = await this.gruKernel.gradients!(
       { x: b.x, lengths: b.lengths, labels: b.labels! },
       shape,

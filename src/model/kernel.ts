@@ -133,6 +133,8 @@ export interface GruLayerKernel {
     masks: { layers: (Float32Array | undefined)[]; features?: Float32Array },
     inputGrad: boolean,
   ): Promise<GruNetworkGradients>;
+  /** Optional, likewise: logits in evaluation mode in one call. */
+  predict?(batch: { x: Float32Array; lengths: Int32Array }, shape: GruLayerShape & { layers: number }, weights: GruWeights[][], out: { weight: Float32Array; bias: Float32Array }): Promise<Float32Array>;
   /** Frees what the kernel holds (sessions); it must not be used after. */
   release?(): Promise<void>;
 }

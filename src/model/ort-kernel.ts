@@ -7,12 +7,15 @@ import type { ActivationLayout, GruLayerForwardResult, GruLayerGradients, GruLay
 import { Graph, encodeModel } from './onnx-graph.js';
 
 /**
- * The GRU on ONNX Runtime (onnxruntime-node's CPU provider, MLAS GEMMs): one session run per layer and
- * direction for the forward pass and one for the backward pass. Each is a whole graph: the input
- * projection of every step as one MatMul, then an ONNX Scan over time whose body is one step (a
- * [B, H]×[H, 3H] product and the gate math), then, in backward, the weight gradients as three large
- * products and two sums. The formulas are those of gru-steps.ts (PyTorch's GRU and its BPTT), in
- * float32 throughout. Padded steps are masked with Where, so whatever padding holds (even NaN) stays out.
+ * The GRU on ONNX Runtime (onnxruntime-node's CPU provider, MLAS GEMMs) as whole graphs written here:
+ * per layer and direction, the input projection of every step as one MatMul, an ONNX Scan over time
+ * whose body is one step (a [B, H]×[H, 3H] product and the gate math, plus, when training, the factors
+ * backward needs), and in backward a Scan back through time and the weight gradients as a few large
+ * products. A training step is one session run for the whole network (gruTrainStepModel) and
+ * evaluation another (gruPredictModel): handing activations to JS and back cost more than the
+ * arithmetic. Layers can also run one by one (forward/backward), as the tfjs kernel does. The formulas
+ * are PyTorch's GRU and its BPTT (as gru-steps.ts), in float32; activations are time-major inside.
+ * Padded steps are masked by multiplying with 0/1, so the first layer's padding is zeroed first.
  */
 export const ORT_KERNEL_NAME = 'ort-scan';
 
@@ -328,6 +331,26 @@ export function gruTrainStepModel(o: NetworkGraphOptions): Uint8Array {
   return encodeModel(g);
 }
 
+/** Evaluation: every layer forward and the linear layer in one graph; inputs as gruTrainStepModel's without labels and masks, output Logits [B]. */
+export function gruPredictModel(o: Omit<NetworkGraphOptions, 'dropout' | 'inputGrad'>): Uint8Array {
+  const F = o.directions * o.hidden;
+  const g = new Graph('predict');
+  const X = g.input('X', 'float', ['B', 'T', o.input]);
+  const M = g.input('M', 'float', ['T', 'B', 1]);
+  const H0 = g.input('H0', 'float', ['B', o.hidden]);
+  const outW = g.input('OutW', 'float', [1, F]);
+  const outB = g.input('OutB', 'float', [1]);
+  let input = g.op1('Transpose', [X], { perm: [1, 0, 2] });
+  let last = '';
+  for (let l = 0; l < o.layers; l++) {
+    const opts: LayerGraphOptions = { input: l === 0 ? o.input : F, hidden: o.hidden, directions: o.directions, inputLayout: l === 0 ? 'batch-major' : 'time-major', inputMask: false };
+    ({ Y: input, Last: last } = addLayerForward(g, layerPrefix(l), opts, input, M, H0, false));
+  }
+  g.op1('Reshape', [g.op1('Gemm', [last, outW, outB], { transB: 1 }), g.int64s([-1])], {}, 'Logits');
+  g.output('Logits', 'float', ['B']);
+  return encodeModel(g);
+}
+
 /** [T, B, 1]: 1 where t < length, else 0. */
 function realSteps(lengths: Int32Array, steps: number): Float32Array {
   const B = lengths.length;
@@ -401,6 +424,9 @@ export function createOrtGruKernel(options: OrtKernelOptions = {}): GruLayerKern
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
+        // Off: a memory pattern is planned and allocated anew for every batch shape (T varies from batch
+        // to batch), which doubled peak memory for no measurable speed.
+        enableMemPattern: false,
         ...(options.traceFilePrefix ? { enableProfiling: true, profileFilePrefix: `${options.traceFilePrefix}-${key}` } : {}),
       });
       sessions.set(key, s);
@@ -420,37 +446,49 @@ export function createOrtGruKernel(options: OrtKernelOptions = {}): GruLayerKern
   const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
   const key = (o: LayerGraphOptions) => `${o.input}:${o.hidden}:${o.directions}:${o.inputLayout}:${+o.inputMask}`;
 
+  /** What both whole-network graphs take: the features (padding zeroed), the mask, zeros, every weight. */
+  const networkFeeds = (batch: { x: Float32Array; lengths: Int32Array }, shape: GruLayerShape & { layers: number }, weights: GruWeights[][], out: { weight: Float32Array; bias: Float32Array }) => {
+    const { batch: B, steps: T, input: In, hidden: H, directions: D, layers: L } = shape;
+    if (weights.length !== L || weights.some((w) => w.length !== D)) throw new Error(`GRU kernel: weights for ${L} layers of ${D} directions expected`);
+    if (batch.x.length !== B * T * In || batch.lengths.length !== B) throw new Error(`GRU kernel: a batch of ${B}×${T}×${In} features with ${B} lengths expected`);
+    const feeds: Record<string, Ort.Tensor> = {
+      X: f32(zeroPadding(batch.x, batch.lengths, T, In), [B, T, In]),
+      M: f32(realSteps(batch.lengths, T), [T, B, 1]),
+      H0: f32(new Float32Array(B * H), [B, H]),
+      OutW: f32(out.weight, [1, D * H]),
+      OutB: f32(out.bias, [1]),
+    };
+    weights.forEach((layer, l) =>
+      layer.forEach((w, d) => {
+        const input = l === 0 ? In : D * H;
+        checkWeights(w, input, H);
+        const n = weightNames(d, layerPrefix(l));
+        feeds[n.Wih] = f32(w.wih, [3 * H, input]);
+        feeds[n.Whh] = f32(w.whh, [3 * H, H]);
+        feeds[n.Bih] = f32(w.bih, [3 * H]);
+        feeds[n.Bhh] = f32(w.bhh, [3 * H]);
+      }),
+    );
+    return feeds;
+  };
+
   return {
     name: ORT_KERNEL_NAME,
     layout: 'time-major',
 
+    async predict(batch, shape, weights, out): Promise<Float32Array> {
+      const { input: In, hidden: H, directions: D, layers: L } = shape;
+      const s = await session(`p${In}:${H}:${L}:${D}`, () => gruPredictModel({ input: In, hidden: H, layers: L, directions: D }));
+      const result = await run('network', s, networkFeeds(batch, shape, weights, out));
+      return result.Logits.data as Float32Array;
+    },
+
     async gradients(batch, shape, weights, out, masks, inputGrad): Promise<GruNetworkGradients> {
-      const { batch: B, steps: T, input: In, hidden: H, directions: D, layers: L } = shape;
-      if (weights.length !== L || weights.some((w) => w.length !== D)) throw new Error(`GRU kernel: weights for ${L} layers of ${D} directions expected`);
-      weights.forEach((layer, l) => layer.forEach((w) => checkWeights(w, l === 0 ? In : D * H, H)));
-      const x = zeroPadding(batch.x, batch.lengths, T, In);
+      const { batch: B, steps: T, hidden: H, directions: D, layers: L } = shape;
       const dropout = masks.features !== undefined;
-      const o: NetworkGraphOptions = { input: In, hidden: H, layers: L, directions: D, dropout, inputGrad };
-      const s = await session(`n${In}:${H}:${L}:${D}:${+dropout}:${+inputGrad}`, () => gruTrainStepModel(o));
-      const feeds: Record<string, Ort.Tensor> = {
-        X: f32(x, [B, T, In]),
-        M: f32(realSteps(batch.lengths, T), [T, B, 1]),
-        H0: f32(new Float32Array(B * H), [B, H]),
-        Labels: f32(batch.labels, [B]),
-        Scale: f32(Float32Array.of(1 / B), []),
-        OutW: f32(out.weight, [1, D * H]),
-        OutB: f32(out.bias, [1]),
-      };
-      weights.forEach((layer, l) =>
-        layer.forEach((w, d) => {
-          const n = weightNames(d, layerPrefix(l));
-          const input = l === 0 ? In : D * H;
-          feeds[n.Wih] = f32(w.wih, [3 * H, input]);
-          feeds[n.Whh] = f32(w.whh, [3 * H, H]);
-          feeds[n.Bih] = f32(w.bih, [3 * H]);
-          feeds[n.Bhh] = f32(w.bhh, [3 * H]);
-        }),
-      );
+      const o: NetworkGraphOptions = { input: shape.input, hidden: H, layers: L, directions: D, dropout, inputGrad };
+      const s = await session(`n${shape.input}:${H}:${L}:${D}:${+dropout}:${+inputGrad}`, () => gruTrainStepModel(o));
+      const feeds: Record<string, Ort.Tensor> = { ...networkFeeds(batch, shape, weights, out), Labels: f32(batch.labels, [B]), Scale: f32(Float32Array.of(1 / B), []) };
       if (dropout) {
         feeds.FeatMask = f32(masks.features!, [B, D * H]);
         for (let l = 1; l < L; l++) feeds[`${layerPrefix(l)}XMask`] = f32(masks.layers[l]!, [T, B, D * H]);
@@ -470,9 +508,9 @@ export function createOrtGruKernel(options: OrtKernelOptions = {}): GruLayerKern
     },
 
     async release(): Promise<void> {
-      const all = await Promise.all(sessions.values());
+      const pending = [...sessions.values()];
       sessions.clear();
-      for (const s of all) {
+      for (const s of await Promise.all(pending)) {
         if (options.traceFilePrefix) s.endProfiling();
         await s.release();
       }
