@@ -1,5 +1,5 @@
 // The head's training step next to PyTorch's (../shared/bench/torch_gru_step.py) in the same run, same
-// shapes, alternating ours and PyTorch ROUNDS times per batch size: B=32 and B=128 at T=128, D=768,
+// shapes, alternating ours and PyTorch ROUNDS times (env, default 3) per batch size: B=32 and B=128 at T=128, D=768,
 // H=256, L=2, bidirectional. Prints one JSON line per batch size with every pair's medians and ratio,
 // the median ratio, our evaluation pass, and GFLOP/s against the machine's GEMM peak as PyTorch measures
 // it. Skips PyTorch when Debian's python3-torch is absent.
@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
-const ROUNDS = Number(process.env.ROUNDS ?? 2);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const torchScript = path.resolve(import.meta.dirname, '../../shared/bench/torch_gru_step.py');
 const python = '/usr/bin/python3';
 const hasTorch = existsSync(torchScript) && spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
