@@ -1,7 +1,7 @@
 import { Adam } from './adam.js';
 import { selectBackend, type BackendSetting, type SelectedBackend } from './backend.js';
 import { directionLayers } from './direction-layers.js';
-import type { ActivationLayout, GruKernel, GruLayerKernel, GruWeights, LayerActivations } from './kernel.js';
+import type { ActivationLayout, GruGradients, GruKernel, GruLayerKernel, GruWeights, LayerActivations } from './kernel.js';
 import { Random, STREAM_DROPOUT, STREAM_INIT } from './random.js';
 import { createOrtGruKernel } from './ort-kernel.js';
 import { createTfjsGruKernel } from './tfjs-kernel.js';
@@ -102,6 +102,17 @@ function meanBce(logits: Float32Array, labels: Float32Array): number {
     loss += Math.max(z, 0) - z * labels[r] + Math.log1p(Math.exp(-Math.abs(z)));
   }
   return loss / logits.length;
+}
+
+/** One layer's gradients (per direction) stored under PyTorch's state_dict names. */
+function nameLayerGradients(grads: Record<string, Float32Array>, l: number, layer: GruGradients[]): void {
+  layer.forEach((d, dir) => {
+    const suffix = `l${l}${dir === 1 ? '_reverse' : ''}`;
+    grads[`rnn.weight_ih_${suffix}`] = d.dWih;
+    grads[`rnn.weight_hh_${suffix}`] = d.dWhh;
+    grads[`rnn.bias_ih_${suffix}`] = d.dBih;
+    grads[`rnn.bias_hh_${suffix}`] = d.dBhh;
+  });
 }
 
 function checkSettings(s: HeadSettings): void {
@@ -307,31 +318,39 @@ class GruHead implements Head {
     return mask;
   }
 
+  /**
+   * One pass's dropout multipliers (none out of training): each layer's input above the first, in the
+   * kernel's layout, then the linear layer's input. Whichever way the pass runs, the draws are the same.
+   */
+  private dropoutMasks(b: Batch, train: boolean): { layers: (Float32Array | undefined)[]; features?: Float32Array } {
+    const p = train ? this.settings.dropout : 0;
+    const { hiddenSize: H, layers: L } = this.settings;
+    const F = H * this.dirs;
+    if (p === 0) return { layers: Array(L).fill(undefined) };
+    const layers = Array.from({ length: L }, (_, l) => (l > 0 ? this.dropoutMask(b.batch, b.steps, F, p, this.gruKernel.layout) : undefined));
+    return { layers, features: this.dropoutMask(b.batch, 1, F, p, 'batch-major') };
+  }
+
   private async forward(b: Batch, train: boolean, keep: boolean): Promise<ForwardPass> {
     const { batch: B, steps: T } = b;
     const { hiddenSize: H, layers: L } = this.settings;
     const D = this.dirs;
-    const p = train ? this.settings.dropout : 0;
+    const masks = this.dropoutMasks(b, train);
     let input: Float32Array | LayerActivations = b.x;
     let inputSize = this.settings.inputSize;
     let last: Float32Array = new Float32Array(0);
     const saved: unknown[] = [];
     for (let l = 0; l < L; l++) {
-      const mask = l > 0 && p > 0 ? this.dropoutMask(B, T, inputSize, p, this.gruKernel.layout) : undefined;
       const shape = { batch: B, steps: T, input: inputSize, hidden: H, directions: D as 1 | 2 };
-      const r = await this.gruKernel.forward(input, shape, b.lengths, this.gru[l], mask, keep);
+      const r = await this.gruKernel.forward(input, shape, b.lengths, this.gru[l], masks.layers[l], keep);
       saved.push(r.saved);
       input = r.output;
       last = r.last;
       inputSize = H * D;
     }
     const F = H * D;
-    let features = last;
-    let featureMask: Float32Array | undefined;
-    if (p > 0) {
-      featureMask = this.dropoutMask(B, 1, F, p, 'batch-major');
-      features = features.map((v, i) => v * featureMask![i]);
-    }
+    const featureMask = masks.features;
+    const features = featureMask ? last.map((v, i) => v * featureMask[i]) : last;
     const logits = new Float32Array(B);
     for (let r = 0; r < B; r++) {
       let sum = this.outBias[0];
@@ -346,33 +365,18 @@ class GruHead implements Head {
     return { batch: b.batch, steps: b.steps, input: inputSize, hidden: hiddenSize, directions: this.dirs as 1 | 2, layers };
   }
 
-  /** The whole pass in one kernel call, drawing the dropout masks in the order forward() draws them. */
+  /** The whole pass in one kernel call. */
   private async networkGradients(b: Batch, train: boolean, inputGrad: boolean): Promise<HeadGradients> {
-    const { batch: B, steps: T } = b;
-    const { hiddenSize: H, layers: L } = this.settings;
-    const D = this.dirs;
-    const p = train ? this.settings.dropout : 0;
-    const layerMasks = Array.from({ length: L }, (_, l) => (l > 0 && p > 0 ? this.dropoutMask(B, T, H * D, p, this.gruKernel.layout) : undefined));
-    const features = p > 0 ? this.dropoutMask(B, 1, H * D, p, 'batch-major') : undefined;
-    const shape = this.networkShape(b);
     const r = await this.gruKernel.gradients!(
       { x: b.x, lengths: b.lengths, labels: b.labels! },
-      shape,
+      this.networkShape(b),
       this.gru,
       { weight: this.outWeight, bias: this.outBias },
-      { layers: layerMasks, features },
+      this.dropoutMasks(b, train),
       inputGrad,
     );
     const grads: Record<string, Float32Array> = { 'out.weight': r.outWeight, 'out.bias': r.outBias };
-    r.layers.forEach((layer, l) =>
-      layer.forEach((d, dir) => {
-        const suffix = `l${l}${dir === 1 ? '_reverse' : ''}`;
-        grads[`rnn.weight_ih_${suffix}`] = d.dWih;
-        grads[`rnn.weight_hh_${suffix}`] = d.dWhh;
-        grads[`rnn.bias_ih_${suffix}`] = d.dBih;
-        grads[`rnn.bias_hh_${suffix}`] = d.dBhh;
-      }),
-    );
+    r.layers.forEach((layer, l) => nameLayerGradients(grads, l, layer));
     const ordered = Object.fromEntries(this.params.map((param) => [param.name, grads[param.name]]));
     return { loss: meanBce(r.logits, b.labels!), logits: r.logits, grads: ordered, dx: r.dx };
   }
@@ -412,13 +416,7 @@ class GruHead implements Head {
     for (let l = L - 1; l >= 0; l--) {
       const g = await this.gruKernel.backward(fw.saved[l], dOutput, dLast, l > 0 || inputGrad);
       fw.saved[l] = undefined;
-      g.grads.forEach((d, dir) => {
-        const suffix = `l${l}${dir === 1 ? '_reverse' : ''}`;
-        grads[`rnn.weight_ih_${suffix}`] = d.dWih;
-        grads[`rnn.weight_hh_${suffix}`] = d.dWhh;
-        grads[`rnn.bias_ih_${suffix}`] = d.dBih;
-        grads[`rnn.bias_hh_${suffix}`] = d.dBhh;
-      });
+      nameLayerGradients(grads, l, g.grads);
       if (l === 0) dx = g.dInput?.data;
       dOutput = g.dInput;
       dLast = new Float32Array(B * F);

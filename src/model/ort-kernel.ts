@@ -272,30 +272,10 @@ const layerPrefix = (l: number) => `l${l}.`;
  */
 export function gruTrainStepModel(o: NetworkGraphOptions): Uint8Array {
   const H = o.hidden;
-  const F = o.directions * H;
   const g = new Graph('step');
-  const X = g.input('X', 'float', ['B', 'T', o.input]);
-  const M = g.input('M', 'float', ['T', 'B', 1]);
-  const H0 = g.input('H0', 'float', ['B', H]);
+  const { H0, outW, layers, features, featMask, logits: z } = addNetworkForward(g, o, true);
   const labels = g.input('Labels', 'float', ['B']);
   const scale = g.input('Scale', 'float', []);
-  const outW = g.input('OutW', 'float', [1, F]);
-  const outB = g.input('OutB', 'float', [1]);
-  const layers: { opts: LayerGraphOptions; XIn: string; XMask?: string; factors: FactorNames[] }[] = [];
-  let input = g.op1('Transpose', [X], { perm: [1, 0, 2] });
-  let last = '';
-  for (let l = 0; l < o.layers; l++) {
-    const opts: LayerGraphOptions = { input: l === 0 ? o.input : F, hidden: H, directions: o.directions, inputLayout: l === 0 ? 'batch-major' : 'time-major', inputMask: l > 0 && o.dropout };
-    const XMask = opts.inputMask ? g.input(`${layerPrefix(l)}XMask`, 'float', ['T', 'B', F]) : undefined;
-    const XIn = XMask ? g.op1('Mul', [input, XMask]) : input;
-    const f = addLayerForward(g, layerPrefix(l), opts, XIn, M, H0, true);
-    layers.push({ opts, XIn, XMask, factors: f.factors });
-    input = f.Y;
-    last = f.Last;
-  }
-  const featMask = o.dropout ? g.input('FeatMask', 'float', ['B', F]) : undefined;
-  const features = featMask ? g.op1('Mul', [last, featMask]) : last;
-  const z = g.op1('Reshape', [g.op1('Gemm', [features, outW, outB], { transB: 1 }), g.int64s([-1])], {}, 'Logits');
   // The gradient of mean BCE with logits, (σ(z) − y)/B (the loss itself is left to the caller, in double).
   const dz = g.op1('Unsqueeze', [g.op1('Mul', [g.op1('Sub', [g.op1('Sigmoid', [z]), labels]), scale]), g.int64s([1])]);
   g.op1('Gemm', [dz, features], { transA: 1 }, 'DOutW');
@@ -312,7 +292,6 @@ export function gruTrainStepModel(o: NetworkGraphOptions): Uint8Array {
     DY = b.DX && XMask ? g.op1('Mul', [b.DX, XMask]) : b.DX;
     DLast = undefined;
   }
-  g.output('Logits', 'float', ['B']);
   for (let l = 0; l < o.layers; l++) {
     const In = layers[l].opts.input;
     for (let d = 0; d < o.directions; d++) {
@@ -322,7 +301,7 @@ export function gruTrainStepModel(o: NetworkGraphOptions): Uint8Array {
       g.output(`${layerPrefix(l)}dBhh${d}`, 'float', [3 * H]);
     }
   }
-  g.output('DOutW', 'float', [1, F]);
+  g.output('DOutW', 'float', [1, o.directions * H]);
   g.output('DOutB', 'float', [1]);
   if (o.inputGrad && DY) {
     g.op1('Transpose', [DY], { perm: [1, 0, 2] }, 'DX');
@@ -333,22 +312,39 @@ export function gruTrainStepModel(o: NetworkGraphOptions): Uint8Array {
 
 /** Evaluation: every layer forward and the linear layer in one graph; inputs as gruTrainStepModel's without labels and masks, output Logits [B]. */
 export function gruPredictModel(o: Omit<NetworkGraphOptions, 'dropout' | 'inputGrad'>): Uint8Array {
-  const F = o.directions * o.hidden;
   const g = new Graph('predict');
+  addNetworkForward(g, { ...o, dropout: false }, false);
+  return encodeModel(g);
+}
+
+/**
+ * What both whole-network graphs share: inputs X, M, H0, OutW, OutB (and with dropout l{l}.XMask,
+ * FeatMask), every layer's forward, and the linear layer, whose output is the graph output Logits [B].
+ */
+function addNetworkForward(g: Graph, o: Omit<NetworkGraphOptions, 'inputGrad'>, keep: boolean) {
+  const F = o.directions * o.hidden;
   const X = g.input('X', 'float', ['B', 'T', o.input]);
   const M = g.input('M', 'float', ['T', 'B', 1]);
   const H0 = g.input('H0', 'float', ['B', o.hidden]);
   const outW = g.input('OutW', 'float', [1, F]);
   const outB = g.input('OutB', 'float', [1]);
+  const layers: { opts: LayerGraphOptions; XIn: string; XMask?: string; factors: FactorNames[] }[] = [];
   let input = g.op1('Transpose', [X], { perm: [1, 0, 2] });
   let last = '';
   for (let l = 0; l < o.layers; l++) {
-    const opts: LayerGraphOptions = { input: l === 0 ? o.input : F, hidden: o.hidden, directions: o.directions, inputLayout: l === 0 ? 'batch-major' : 'time-major', inputMask: false };
-    ({ Y: input, Last: last } = addLayerForward(g, layerPrefix(l), opts, input, M, H0, false));
+    const opts: LayerGraphOptions = { input: l === 0 ? o.input : F, hidden: o.hidden, directions: o.directions, inputLayout: l === 0 ? 'batch-major' : 'time-major', inputMask: l > 0 && o.dropout };
+    const XMask = opts.inputMask ? g.input(`${layerPrefix(l)}XMask`, 'float', ['T', 'B', F]) : undefined;
+    const XIn = XMask ? g.op1('Mul', [input, XMask]) : input;
+    const f = addLayerForward(g, layerPrefix(l), opts, XIn, M, H0, keep);
+    layers.push({ opts, XIn, XMask, factors: f.factors });
+    input = f.Y;
+    last = f.Last;
   }
-  g.op1('Reshape', [g.op1('Gemm', [last, outW, outB], { transB: 1 }), g.int64s([-1])], {}, 'Logits');
+  const featMask = o.dropout ? g.input('FeatMask', 'float', ['B', F]) : undefined;
+  const features = featMask ? g.op1('Mul', [last, featMask]) : last;
+  const logits = g.op1('Reshape', [g.op1('Gemm', [features, outW, outB], { transB: 1 }), g.int64s([-1])], {}, 'Logits');
   g.output('Logits', 'float', ['B']);
-  return encodeModel(g);
+  return { H0, outW, layers, features, featMask, logits };
 }
 
 /** [T, B, 1]: 1 where t < length, else 0. */
