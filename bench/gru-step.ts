@@ -2,12 +2,12 @@
 // measured as ../shared/bench/torch_gru_step.py measures PyTorch: full-length sequences, dropout 0.25,
 // the first step a warm-up, median and min of the rest, GFLOP/s from the same FLOP formula. One JSON line.
 // Then the same number of evaluation passes (logits only), as evaluate and infer run them.
-//   npm run -s bench:gru-step -- --batch 128 --seq 128 --input 768 --hidden 256 --layers 2 --steps 3 [--unidirectional] [--backend wasm] [--threads N] [--kernel auto|ort|tfjs] [--profile] [--trace PREFIX]
+//   npm run -s bench:gru-step -- --batch 128 --seq 128 --input 768 --hidden 256 --layers 2 --steps 3 [--unidirectional] [--backend onnxruntime|wasm|cpu] [--threads N] [--kernel auto|ort|tfjs] [--profile] [--trace PREFIX]
 // --kernel: the backend's default (auto), ONNX Runtime (src/model/ort-kernel.ts) or tfjs; --profile (ort) adds, on stderr, the
 // seconds per step inside session.run; --trace (ort) writes ONNX Runtime's per-node trace to PREFIX-<session>_<time>.json.
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { BACKEND_SETTINGS, createHead, createTfjsGruKernel, selectBackend, type BackendSetting } from '../src/model/index.js';
+import { BACKEND_SETTINGS, createHead, createTfjsGruKernel, selectBackend, type BackendSetting, type TfjsEngine } from '../src/model/index.js';
 import { createOrtGruKernel, emptyProfile, ortKernelThreads } from '../src/model/ort-kernel.js';
 import { Random } from '../src/model/random.js';
 
@@ -53,9 +53,10 @@ async function main(): Promise<void> {
 
   if (!['auto', 'tfjs', 'ort'].includes(values.kernel)) throw new Error('--kernel must be auto, tfjs or ort');
   const selected = await selectBackend(backend);
-  const useOrt = values.kernel === 'ort' || (values.kernel === 'auto' && (selected.name === 'wasm' || selected.name === 'cpu'));
+  const useOrt = values.kernel === 'ort' || (values.kernel === 'auto' && selected.name === 'onnxruntime');
+  if (!useOrt && !('tf' in selected)) throw new Error('--kernel tfjs needs a tfjs backend: --backend wasm, cpu, tensorflow or tensorflow-gpu');
   const profile = emptyProfile();
-  const kernel = useOrt ? createOrtGruKernel({ profile: values.profile ? profile : undefined, traceFilePrefix: values.trace }) : createTfjsGruKernel(selected.tf, selected.tfBackend);
+  const kernel = useOrt ? createOrtGruKernel({ profile: values.profile ? profile : undefined, traceFilePrefix: values.trace }) : createTfjsGruKernel((selected as TfjsEngine).tf, (selected as TfjsEngine).tfBackend);
   const head = await createHead({ inputSize: input, hiddenSize: hidden, layers, bidirectional: dirs === 2, dropout: 0.25, learningRate: 1e-3, seed: 0 }, { backend, kernel });
   const rng = new Random(0, 99);
   const x = new Float32Array(batch * seq * input);

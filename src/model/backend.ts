@@ -2,56 +2,102 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type * as tfjs from '@tensorflow/tfjs';
 import { messageOf, UserError } from '../runner/errors.js';
-import { initThreadedWasm, wasmThreads } from './wasm-threads.js';
 
 export type Tf = typeof tfjs;
 
-export const BACKEND_SETTINGS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKEND_SETTINGS = ['auto', 'onnxruntime', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendSetting = (typeof BACKEND_SETTINGS)[number];
 export type BackendName = Exclude<BackendSetting, 'auto'>;
+export type TfjsBackendName = Exclude<BackendName, 'onnxruntime'>;
 
-export interface SelectedBackend {
+/** The head on ONNX Runtime: the repo's own GRU graphs on onnxruntime-node; tfjs is never loaded. */
+export interface OrtEngine {
+  name: 'onnxruntime';
+  description: string;
+  /** With auto: why each engine before this one was passed over. */
+  skipped?: string[];
+}
+
+/** The head on a tfjs backend, with tfjs's kernels. */
+export interface TfjsEngine {
   /** The BACKEND value that was loaded: what the train stage prints and records. */
-  name: BackendName;
+  name: TfjsBackendName;
   /** The tfjs module whose engine runs this backend (tfjs-node brings its own). */
   tf: Tf;
   /** tfjs's name for it ('tensorflow' for both tfjs-node packages). */
   tfBackend: string;
-  /** For logs, e.g. "wasm (SIMD, 2 threads)". */
+  /** For logs, e.g. "wasm (SIMD, 1 thread)". */
   description: string;
-  /** With auto: why each backend before this one was passed over. */
   skipped?: string[];
 }
 
+export type SelectedBackend = OrtEngine | TfjsEngine;
+
 const NODE_PACKAGES = { 'tensorflow-gpu': '@tensorflow/tfjs-node-gpu', tensorflow: '@tensorflow/tfjs-node' } as const;
-const AUTO_ORDER = ['tensorflow-gpu', 'tensorflow', 'wasm'] as const;
 
 // tfjs backends are process-wide: each is loaded once, and a failure is remembered.
-const loads = new Map<BackendName, Promise<SelectedBackend>>();
+const loads = new Map<TfjsBackendName, Promise<TfjsEngine>>();
 
-/**
- * Loads the training engine. `auto` takes the first of tensorflow-gpu, tensorflow that loads, else wasm;
- * an explicitly requested backend that cannot load is a UserError saying why and how to install it.
- * tfjs is imported here, not at module load, so commands that never train stay fast.
- */
-export async function selectBackend(setting: BackendSetting = 'auto'): Promise<SelectedBackend> {
+function checkSetting(setting: string): asserts setting is BackendSetting {
   if (!(BACKEND_SETTINGS as readonly string[]).includes(setting)) {
     throw new UserError(`BACKEND: unknown backend "${setting}"; expected one of ${BACKEND_SETTINGS.join(', ')}`);
   }
-  if (setting !== 'auto') return activate(await load(setting));
+}
+
+function installed(pkg: string): boolean {
+  try {
+    createRequire(import.meta.url).resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The engine a setting stands for, without loading anything (cache keys hold it): `auto` is
+ * tensorflow-gpu or tensorflow when their optional package is installed, else onnxruntime.
+ */
+export function resolveBackend(setting: BackendSetting = 'auto'): BackendName {
+  checkSetting(setting);
+  if (setting !== 'auto') return setting;
+  if (installed(NODE_PACKAGES['tensorflow-gpu'])) return 'tensorflow-gpu';
+  if (installed(NODE_PACKAGES.tensorflow)) return 'tensorflow';
+  return 'onnxruntime';
+}
+
+/**
+ * Loads the training engine. `auto` takes the first of tensorflow-gpu, tensorflow that loads, else
+ * onnxruntime, which starts nothing here (its sessions are made by the kernel). An explicitly
+ * requested backend that cannot load is a UserError saying why and how to install it. tfjs is
+ * imported only for a tfjs backend, so the default path never starts it.
+ */
+export async function selectBackend(setting: BackendSetting = 'auto'): Promise<SelectedBackend> {
+  checkSetting(setting);
+  if (setting === 'onnxruntime') return ortEngine();
+  if (setting !== 'auto') return selectTfjsBackend(setting);
   const skipped: string[] = [];
-  for (const name of AUTO_ORDER) {
+  for (const name of ['tensorflow-gpu', 'tensorflow'] as const) {
+    if (!installed(NODE_PACKAGES[name])) continue;
     try {
       return { ...(await activate(await load(name))), skipped };
     } catch (e) {
-      if (name === 'wasm') throw e;
       skipped.push(messageOf(e));
     }
   }
-  throw new Error('unreachable');
+  return { ...ortEngine(), skipped };
 }
 
-function load(name: BackendName): Promise<SelectedBackend> {
+/** A tfjs backend, loaded and made tfjs's active one (for the tfjs kernel and its tests). */
+export async function selectTfjsBackend(name: TfjsBackendName): Promise<TfjsEngine> {
+  checkSetting(name);
+  return activate(await load(name));
+}
+
+function ortEngine(): OrtEngine {
+  return { name: 'onnxruntime', description: 'onnxruntime (onnxruntime-node, CPU)' };
+}
+
+function load(name: TfjsBackendName): Promise<TfjsEngine> {
   let pending = loads.get(name);
   if (!pending) {
     pending = name === 'wasm' ? loadWasm() : name === 'cpu' ? loadCpu() : loadNode(name);
@@ -60,7 +106,7 @@ function load(name: BackendName): Promise<SelectedBackend> {
   return pending;
 }
 
-async function activate(b: SelectedBackend): Promise<SelectedBackend> {
+async function activate(b: TfjsEngine): Promise<TfjsEngine> {
   if (b.tf.getBackend() !== b.tfBackend && !(await b.tf.setBackend(b.tfBackend))) {
     throw new Error(`tfjs backend ${b.tfBackend} was loaded but could not be activated`);
   }
@@ -75,13 +121,17 @@ async function importTfjs(): Promise<Tf> {
   return tf;
 }
 
-async function loadCpu(): Promise<SelectedBackend> {
+async function loadCpu(): Promise<TfjsEngine> {
   const tf = await importTfjs();
   if (!(await tf.setBackend('cpu'))) throw new UserError("BACKEND: cpu: tfjs's plain JavaScript backend failed to initialise");
   return { name: 'cpu', tf, tfBackend: 'cpu', description: 'cpu (tfjs plain JavaScript)' };
 }
 
-async function loadWasm(): Promise<SelectedBackend> {
+/**
+ * tfjs's WebAssembly backend, single-threaded: tfjs-backend-wasm switches its threaded build off in
+ * Node, and starting it anyway needed global patching whose start-up sometimes never settled.
+ */
+async function loadWasm(): Promise<TfjsEngine> {
   const tf = await importTfjs();
   let wasm: typeof import('@tensorflow/tfjs-backend-wasm');
   try {
@@ -93,17 +143,12 @@ async function loadWasm(): Promise<SelectedBackend> {
   // The .wasm binaries sit next to the package's Node entry point (dist/); say so explicitly rather than rely on Emscripten's guess.
   const dist = path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm'));
   wasm.setWasmPaths(dist + path.sep);
-  const threads = wasmThreads();
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   await withoutNewProcessHandlers(async () => {
-    const threaded = threads > 1 && (await initThreadedWasm(tf, wasm, threads));
-    if (!threaded) {
-      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-      if (!(await tf.setBackend('wasm'))) throw new UserError('BACKEND: wasm: the WebAssembly backend failed to initialise', ['try BACKEND: cpu']);
-    }
+    if (!(await tf.setBackend('wasm'))) throw new UserError('BACKEND: wasm: the WebAssembly backend failed to initialise', ['try BACKEND: onnxruntime or cpu']);
   });
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  const count = wasm.getThreadsCount();
-  return { name: 'wasm', tf, tfBackend: 'wasm', description: `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${count} thread${count === 1 ? '' : 's'})` };
+  return { name: 'wasm', tf, tfBackend: 'wasm', description: `wasm (${simd ? 'SIMD' : 'no SIMD'}, 1 thread)` };
 }
 
 /**
@@ -121,7 +166,7 @@ async function withoutNewProcessHandlers(run: () => Promise<void>): Promise<void
   }
 }
 
-async function loadNode(name: 'tensorflow-gpu' | 'tensorflow'): Promise<SelectedBackend> {
+async function loadNode(name: 'tensorflow-gpu' | 'tensorflow'): Promise<TfjsEngine> {
   const pkg = NODE_PACKAGES[name];
   let mod: Tf & { default?: Tf };
   try {
@@ -138,7 +183,7 @@ async function loadNode(name: 'tensorflow-gpu' | 'tensorflow'): Promise<Selected
     const how = missing
       ? [`install it, with network access: npm install ${pkg}${gpu}`]
       : [`its native part (libtensorflow) is missing or broken; rebuild it with network access: npm rebuild ${pkg}${gpu}`];
-    throw new UserError(`BACKEND: ${name}: ${why}`, [...how, 'or set BACKEND to auto (tensorflow-gpu, else tensorflow, else wasm), wasm or cpu'], { cause: e });
+    throw new UserError(`BACKEND: ${name}: ${why}`, [...how, 'or set BACKEND to auto (tensorflow-gpu, else tensorflow, else onnxruntime), onnxruntime, wasm or cpu'], { cause: e });
   }
   const tf = mod.default ?? mod;
   if (!(await tf.setBackend('tensorflow'))) throw new UserError(`BACKEND: ${name}: ${pkg} loaded but its tensorflow backend failed to initialise`);

@@ -52,9 +52,9 @@ export interface HeadTrainingState {
 
 export interface Head {
   readonly settings: HeadSettings;
-  /** The BACKEND that runs it (tensorflow-gpu, tensorflow, wasm or cpu). */
+  /** The engine that runs it (onnxruntime, tensorflow-gpu, tensorflow, wasm or cpu). */
   readonly backend: string;
-  /** The backend in words, for logs: e.g. "wasm (SIMD, 2 threads)". */
+  /** The backend in words, for logs: e.g. "onnxruntime (onnxruntime-node, CPU)". */
   readonly backendDescription: string;
   readonly kernel: string;
   /** Forward in training mode (dropout), backward, one Adam step; loss is the mean BCE over the batch. */
@@ -160,15 +160,12 @@ export async function createHead(settings: HeadSettings, options: { backend?: Ba
 }
 
 /**
- * The GRU kernel for a backend: on wasm and cpu, ONNX Runtime does the matrix products (about twice as
- * fast as tfjs-wasm, same results to float rounding); on tfjs-node(-gpu), tfjs does them.
- * SENTIMENT_GRU_KERNEL=tfjs|ort overrides, for comparisons.
+ * The GRU kernel for an engine: onnxruntime runs the repo's ONNX graphs (one session run per training
+ * step); a tfjs backend runs tfjs's kernels. The engine alone decides, so the train key (which holds
+ * the resolved engine) covers the arithmetic.
  */
-function defaultKernel(selected: SelectedBackend, env: NodeJS.ProcessEnv = process.env): GruKernel | GruLayerKernel {
-  const asked = env.SENTIMENT_GRU_KERNEL;
-  if (asked !== undefined && asked !== 'tfjs' && asked !== 'ort') throw new Error(`SENTIMENT_GRU_KERNEL must be tfjs or ort, got "${asked}"`);
-  const useOrt = asked ? asked === 'ort' : selected.name === 'wasm' || selected.name === 'cpu';
-  return useOrt ? createOrtGruKernel() : createTfjsGruKernel(selected.tf, selected.tfBackend);
+function defaultKernel(selected: SelectedBackend): GruKernel | GruLayerKernel {
+  return selected.name === 'onnxruntime' ? createOrtGruKernel() : createTfjsGruKernel(selected.tf, selected.tfBackend);
 }
 
 class GruHead implements Head {

@@ -81,9 +81,9 @@ export interface ExperimentConfig {
    */
   ENCODER_DTYPE?: 'float16' | 'float32';
   /**
-   * Training engine. auto takes the first of tensorflow-gpu, tensorflow that loads, else wasm. An explicitly requested backend that cannot load is an error.
+   * Training engine for the GRU head. onnxruntime runs the repo's GRU graphs on onnxruntime-node (CPU) and starts no tfjs; tensorflow-gpu and tensorflow are tfjs-node (optional packages); wasm and cpu are tfjs's WebAssembly and plain JavaScript backends. auto takes tensorflow-gpu, else tensorflow when installed, else onnxruntime. An explicitly requested backend that cannot load is an error.
    */
-  BACKEND?: 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+  BACKEND?: 'auto' | 'onnxruntime' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
   /**
    * Where the encoder runs. auto picks the best available; an explicitly requested device that is unavailable is an error.
    */

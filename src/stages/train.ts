@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Experiment } from '../runner/config.js';
 import type { CacheEntry } from '../runner/cache.js';
 import type { Stage } from '../runner/stage.js';
-import { createHead, type Head, type HeadSettings } from '../model/index.js';
+import { createHead, resolveBackend, type Head, type HeadSettings } from '../model/index.js';
 import { splitBatches, trainingBatches } from '../training/batches.js';
 import { MetricsAccumulator } from '../training/metrics.js';
 import { readSafetensors, writeSafetensors, type NamedTensor } from '../training/safetensors.js';
@@ -57,8 +57,8 @@ export function trainReads(config: Experiment) {
     N_EPOCHS: config.N_EPOCHS,
     LEARNING_RATE: config.LEARNING_RATE,
     SEED: config.SEED,
-    // Engines differ in floating-point order, so results are per backend.
-    BACKEND: config.BACKEND,
+    // Engines differ in floating-point order, so results are per engine as resolved (auto → the installed one).
+    BACKEND: resolveBackend(config.BACKEND),
   };
 }
 
@@ -98,7 +98,8 @@ export function splitRows(data: CacheEntry | undefined, split: string): number |
 export const trainStage: Stage = {
   name: 'train',
   // 2: the GRU runs on ONNX Runtime by default (same results up to float rounding).
-  version: 2,
+  // 3: BACKEND in the key is the engine as resolved; wasm and cpu run tfjs's kernels.
+  version: 3,
   upstream: ['data', 'encode'],
   reads: trainReads,
   async produce(ctx) {

@@ -21,7 +21,7 @@ describe('sentiment infer, export, and run with TRAIN: false', function () {
     dir = await tempDir();
     await cp(await tinyBert(), path.join(dir, 'model'), { recursive: true });
     await makeReviews(path.join(dir, 'reviews'), { train: 600, test: 100 });
-    file = await writeText(path.join(dir, 'exp.yaml'), 'MODEL: ./model\nDATASET: ./reviews\nMAX_LENGTH: 48\nN_EPOCHS: 10\nLEARNING_RATE: 0.005\nBATCH_SIZE: 32\nHIDDEN_DIM: 16\nBACKEND: cpu\n');
+    file = await writeText(path.join(dir, 'exp.yaml'), 'MODEL: ./model\nDATASET: ./reviews\nMAX_LENGTH: 48\nN_EPOCHS: 10\nLEARNING_RATE: 0.005\nBATCH_SIZE: 32\nHIDDEN_DIM: 16\nBACKEND: onnxruntime\n');
     env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
     await runExperiments({ experiments: [file], sets: [], cacheDir: env.SENTIMENT_CACHE_DIR, runsDir: env.SENTIMENT_RUNS_DIR, interactive: false, stream: new Writable({ write: (_c, _e, cb) => cb() }) });
   });

@@ -11,7 +11,7 @@ describe('sentiment sweep', function () {
     const env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
     const file = await writeText(
       path.join(dir, 'grid.yaml'),
-      `base: ${JSON.stringify(path.join(REPO, 'experiments/quickstart.yaml'))}\nset: { N_EPOCHS: 1, BACKEND: cpu }\ngrid: { HIDDEN_DIM: [4, 8], N_LAYERS: [1, 2] }\n`,
+      `base: ${JSON.stringify(path.join(REPO, 'experiments/quickstart.yaml'))}\nset: { N_EPOCHS: 1, BACKEND: onnxruntime }\ngrid: { HIDDEN_DIM: [4, 8], N_LAYERS: [1, 2] }\n`,
     );
     const first = await sentiment(['sweep', file, '--jobs', '2', '--json'], env);
     expect(first.code, first.stderr).to.equal(0);
@@ -22,7 +22,7 @@ describe('sentiment sweep', function () {
       expect(t.status).to.equal('done');
       expect(t.metrics.test.accuracy).to.be.a('number');
     }
-    expect(doc.trials.map((t: { overrides: object }) => t.overrides)).to.deep.include({ N_EPOCHS: 1, BACKEND: 'cpu', HIDDEN_DIM: 8, N_LAYERS: 2 });
+    expect(doc.trials.map((t: { overrides: object }) => t.overrides)).to.deep.include({ N_EPOCHS: 1, BACKEND: 'onnxruntime', HIDDEN_DIM: 8, N_LAYERS: 2 });
     expect((await readdir(path.join(dir, 'cache', 'encode'))).filter((n) => /^[0-9a-f]{64}$/.test(n))).to.have.length(1);
     expect((await readdir(path.join(dir, 'cache', 'train'))).filter((n) => /^[0-9a-f]{64}$/.test(n))).to.have.length(4);
     const csv = (await readFile(path.join(doc.sweep_dir, 'results.csv'), 'utf8')).trim().split('\n');
@@ -43,7 +43,7 @@ describe('sentiment sweep', function () {
     const env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
     const file = await writeText(
       path.join(dir, 'bad.yaml'),
-      `base: ${JSON.stringify(path.join(REPO, 'experiments/quickstart.yaml'))}\nset: { N_EPOCHS: 1, BACKEND: cpu, HIDDEN_DIM: 4 }\ntrials: [ { TARGET: positive }, { TARGET: nonsense } ]\n`,
+      `base: ${JSON.stringify(path.join(REPO, 'experiments/quickstart.yaml'))}\nset: { N_EPOCHS: 1, BACKEND: onnxruntime, HIDDEN_DIM: 4 }\ntrials: [ { TARGET: positive }, { TARGET: nonsense } ]\n`,
     );
     const r = await sentiment(['sweep', file, '--json'], env);
     expect(r.code).to.equal(1);

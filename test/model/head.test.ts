@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createHead, parameterShapes, selectBackend, type Batch, type BackendName } from '../../src/model/index.js';
+import { createHead, parameterShapes, selectTfjsBackend, type Batch, type BackendName } from '../../src/model/index.js';
 import { randomBatch, tinySettings } from './helpers.js';
 
 /** b with its padding overwritten by garbage. */
@@ -18,7 +18,7 @@ function rowAlone(b: Batch, r: number, inputSize: number): Batch {
 
 describe('model/head', () => {
   describe('padding is masked by the true lengths', () => {
-    for (const backend of ['cpu', 'wasm'] as BackendName[]) {
+    for (const backend of ['onnxruntime', 'wasm'] as BackendName[]) {
       it(`garbage (even NaN) in the padding changes neither logits nor gradients (${backend})`, async () => {
         const settings = tinySettings({ inputSize: 4, hiddenSize: 5 });
         const head = await createHead(settings, { backend });
@@ -41,7 +41,7 @@ describe('model/head', () => {
     }
 
     it('a row padded in a batch gives the logit it gives alone', async () => {
-      const head = await createHead(tinySettings({ inputSize: 4, hiddenSize: 5, layers: 3 }), { backend: 'cpu' });
+      const head = await createHead(tinySettings({ inputSize: 4, hiddenSize: 5, layers: 3 }), { backend: 'onnxruntime' });
       const b = randomBatch(4, [6, 2, 1, 5]);
       const together = await head.predict(b);
       for (let r = 0; r < b.batch; r++) {
@@ -55,7 +55,7 @@ describe('model/head', () => {
   describe('initialisation as PyTorch, from SEED', () => {
     it('GRU weights and biases in U(±1/√H), the linear layer in U(±1/√fan_in), PyTorch names and shapes', async () => {
       const settings = tinySettings({ inputSize: 40, hiddenSize: 64, layers: 2, bidirectional: true });
-      const head = await createHead(settings, { backend: 'cpu' });
+      const head = await createHead(settings, { backend: 'onnxruntime' });
       const w = head.getWeights();
       expect(Object.keys(w)).to.deep.equal(parameterShapes(settings).map((p) => p.name));
       expect(w['rnn.weight_ih_l0'].shape).to.deep.equal([192, 40]);
@@ -81,7 +81,7 @@ describe('model/head', () => {
       head.dispose();
     });
 
-    for (const backend of ['cpu', 'wasm'] as BackendName[]) {
+    for (const backend of ['onnxruntime', 'wasm'] as BackendName[]) {
       it(`same SEED ⇒ identical weights after a few training steps with dropout; another SEED differs (${backend})`, async () => {
         const settings = tinySettings({ inputSize: 4, hiddenSize: 6, dropout: 0.25, seed: 42 });
         const b = randomBatch(4, [6, 2, 1, 5]);
@@ -104,7 +104,7 @@ describe('model/head', () => {
     }
 
     it('dropout is on in training only: train-mode gradients vary with the stream, eval mode is fixed', async () => {
-      const head = await createHead(tinySettings({ inputSize: 4, hiddenSize: 6, dropout: 0.5 }), { backend: 'cpu' });
+      const head = await createHead(tinySettings({ inputSize: 4, hiddenSize: 6, dropout: 0.5 }), { backend: 'onnxruntime' });
       const b = randomBatch(4, [6, 2, 1, 5]);
       const evalA = await head.gradients(b);
       const evalB = await head.gradients(b);
@@ -120,7 +120,7 @@ describe('model/head', () => {
 
   describe('training', () => {
     it('learns a separable toy problem (loss falls well below ln 2)', async () => {
-      const head = await createHead(tinySettings({ inputSize: 2, hiddenSize: 8, layers: 1, learningRate: 0.05, dropout: 0.1 }), { backend: 'cpu' });
+      const head = await createHead(tinySettings({ inputSize: 2, hiddenSize: 8, layers: 1, learningRate: 0.05, dropout: 0.1 }), { backend: 'onnxruntime' });
       const b = randomBatch(2, [5, 3, 4, 2, 5, 1, 3, 4], 5);
       // Label = sign of the first feature's sum over the row.
       b.labels = Float32Array.from({ length: b.batch }, (_, r) => {
@@ -137,12 +137,12 @@ describe('model/head', () => {
     it('training state (Adam and the dropout stream) resumes exactly', async () => {
       const settings = tinySettings({ inputSize: 4, hiddenSize: 6, dropout: 0.25 });
       const b = randomBatch(4, [6, 2, 1, 5]);
-      const straight = await createHead(settings, { backend: 'cpu' });
+      const straight = await createHead(settings, { backend: 'onnxruntime' });
       for (let i = 0; i < 2; i++) await straight.trainStep(b);
       const weights = straight.getWeights();
       const state = straight.getTrainingState();
       for (let i = 0; i < 2; i++) await straight.trainStep(b);
-      const resumed = await createHead({ ...settings, seed: 999 }, { backend: 'cpu' });
+      const resumed = await createHead({ ...settings, seed: 999 }, { backend: 'onnxruntime' });
       resumed.setWeights(weights);
       resumed.setTrainingState(state);
       for (let i = 0; i < 2; i++) await resumed.trainStep(b);
@@ -152,7 +152,7 @@ describe('model/head', () => {
     });
 
     it('setWeights refuses missing, unknown or mis-shaped tensors, naming them', async () => {
-      const head = await createHead(tinySettings(), { backend: 'cpu' });
+      const head = await createHead(tinySettings(), { backend: 'onnxruntime' });
       const w = head.getWeights();
       const { ['out.bias']: _dropped, ...missing } = w;
       expect(() => head.setWeights(missing)).to.throw(/out\.bias missing/);
@@ -162,7 +162,7 @@ describe('model/head', () => {
     });
 
     it('rejects malformed batches and calls after dispose', async () => {
-      const head = await createHead(tinySettings(), { backend: 'cpu' });
+      const head = await createHead(tinySettings(), { backend: 'onnxruntime' });
       const b = randomBatch(3, [3, 2]);
       await expectReject(head.predict({ ...b, lengths: Int32Array.of(3, 4) }), /length 4 outside \[1, 3\]/);
       await expectReject(head.predict({ ...b, x: b.x.subarray(1) }), /x has 17 values, expected 2×3×3/);
@@ -173,7 +173,7 @@ describe('model/head', () => {
 
     it('leaves no tfjs tensors behind', async () => {
       const head = await createHead(tinySettings({ dropout: 0.2 }), { backend: 'wasm' });
-      const { tf } = await selectBackend('wasm');
+      const { tf } = await selectTfjsBackend('wasm');
       const b = randomBatch(3, [4, 2, 3]);
       await head.trainStep(b);
       const before = tf.memory().numTensors;

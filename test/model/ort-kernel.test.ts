@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createHead, createTfjsGruKernel, directionLayers, selectBackend, type GruKernel, type GruLayerKernel, type GruWeights } from '../../src/model/index.js';
+import { createHead, createTfjsGruKernel, directionLayers, selectTfjsBackend, type GruKernel, type GruLayerKernel, type GruWeights } from '../../src/model/index.js';
 import { ORT_KERNEL_NAME, createOrtGruKernel } from '../../src/model/ort-kernel.js';
 import { Random } from '../../src/model/random.js';
 import { randomBatch, referenceBatch, referenceCases, tinySettings, toNamedTensors, worstError } from './helpers.js';
@@ -21,7 +21,7 @@ describe('model/ort-kernel', () => {
   let ortKernel: GruLayerKernel;
 
   before(async () => {
-    const cpu = await selectBackend('cpu');
+    const cpu = await selectTfjsBackend('cpu');
     tfjsKernel = createTfjsGruKernel(cpu.tf, cpu.tfBackend);
     ortKernel = createOrtGruKernel({ threads: 2 });
   });
@@ -112,7 +112,7 @@ describe('model/ort-kernel', () => {
   it('trains a head (2 layers, bidirectional, dropout, varied lengths) to the same weights as the tfjs kernel', async () => {
     const settings = tinySettings({ inputSize: 8, hiddenSize: 6, dropout: 0.25, learningRate: 1e-2 });
     const batch = randomBatch(8, [9, 4, 1, 7, 9, 2]);
-    const cpu = await selectBackend('cpu');
+    const cpu = await selectTfjsBackend('cpu');
     const heads = [
       await createHead(settings, { backend: 'cpu', kernel: createTfjsGruKernel(cpu.tf, cpu.tfBackend) }),
       await createHead(settings, { backend: 'cpu', kernel: createOrtGruKernel({ threads: 2 }) }),
@@ -129,23 +129,15 @@ describe('model/ort-kernel', () => {
 });
 
 describe('model/head default kernel', () => {
-  it('runs the GRU on ONNX Runtime for cpu and wasm, and SENTIMENT_GRU_KERNEL overrides it', async () => {
+  it('runs the GRU as ONNX graphs on onnxruntime, and on tfjs kernels for the tfjs backends', async () => {
     const settings = tinySettings({ inputSize: 4, hiddenSize: 3 });
-    const head = await createHead(settings, { backend: 'wasm' });
-    expect(head.kernel).to.equal(ORT_KERNEL_NAME);
+    const head = await createHead(settings, { backend: 'onnxruntime' });
+    expect([head.backend, head.kernel]).to.deep.equal(['onnxruntime', ORT_KERNEL_NAME]);
     head.dispose();
-    process.env.SENTIMENT_GRU_KERNEL = 'tfjs';
-    try {
-      const tfjsHead = await createHead(settings, { backend: 'cpu' });
-      expect(tfjsHead.kernel).to.equal('tfjs-bptt');
+    for (const backend of ['cpu', 'wasm'] as const) {
+      const tfjsHead = await createHead(settings, { backend });
+      expect([tfjsHead.backend, tfjsHead.kernel]).to.deep.equal([backend, 'tfjs-bptt']);
       tfjsHead.dispose();
-      process.env.SENTIMENT_GRU_KERNEL = 'fast';
-      await createHead(settings, { backend: 'cpu' }).then(
-        () => expect.fail('should throw'),
-        (e) => expect(e.message).to.match(/SENTIMENT_GRU_KERNEL must be tfjs or ort/),
-      );
-    } finally {
-      delete process.env.SENTIMENT_GRU_KERNEL;
     }
   });
 });

@@ -1,19 +1,19 @@
 import { expect } from 'chai';
-import { createHead, createTfjsGruKernel, selectBackend, type BackendName, type HeadSettings } from '../../src/model/index.js';
+import { createHead, createTfjsGruKernel, selectTfjsBackend, type BackendName, type HeadSettings, type TfjsBackendName } from '../../src/model/index.js';
 import { referenceBatch, referenceCases, toNamedTensors, worstError } from './helpers.js';
 
 // PyTorch's answers (float64 on float32 weights and inputs) for nn.GRU over a packed batch + Linear +
 // BCEWithLogits + Adam; see test/fixtures/gru/make_reference.py.
 const TOLERANCE = 1e-5;
 
-/** A head on `backend` whose GRU runs on the tfjs kernel, or on the backend's default (ONNX Runtime for cpu and wasm). */
+/** A head on `backend` whose GRU runs on the tfjs kernel, or on the backend's default (the ONNX graphs for onnxruntime). */
 async function headWith(settings: HeadSettings, backend: BackendName, kernel: 'tfjs' | 'default') {
   if (kernel === 'default') return createHead(settings, { backend });
-  const selected = await selectBackend(backend);
+  const selected = await selectTfjsBackend(backend as TfjsBackendName);
   return createHead(settings, { backend, kernel: createTfjsGruKernel(selected.tf, selected.tfBackend) });
 }
 
-for (const [backend, kernel] of [['cpu', 'tfjs'], ['wasm', 'tfjs'], ['wasm', 'default']] as [BackendName, 'tfjs' | 'default'][]) {
+for (const [backend, kernel] of [['cpu', 'tfjs'], ['wasm', 'tfjs'], ['onnxruntime', 'default']] as [BackendName, 'tfjs' | 'default'][]) {
   describe(`model/head against PyTorch (${backend}, ${kernel} kernel)`, () => {
     for (const c of referenceCases()) {
       const settings = { ...c.settings, dropout: 0, learningRate: c.learning_rate, seed: 1 };

@@ -30,14 +30,14 @@ describe('stages/train, evaluate, infer (end to end on the repo fixtures)', func
     await makeReviews(path.join(dir, 'reviews'), { train: 600, test: 200 });
     file = await writeText(
       path.join(dir, 'exp.yaml'),
-      'MODEL: ./model\nDATASET: ./reviews\nMAX_LENGTH: 48\nN_EPOCHS: 10\nLEARNING_RATE: 0.005\nBATCH_SIZE: 32\nHIDDEN_DIM: 16\nN_LAYERS: 2\nBACKEND: cpu\nTEXT: "the movie was great. highly recommend."\n',
+      'MODEL: ./model\nDATASET: ./reviews\nMAX_LENGTH: 48\nN_EPOCHS: 10\nLEARNING_RATE: 0.005\nBATCH_SIZE: 32\nHIDDEN_DIM: 16\nN_LAYERS: 2\nBACKEND: onnxruntime\nTEXT: "the movie was great. highly recommend."\n',
     );
   });
 
   it('trains, keeps the best-valid head, evaluates every split and predicts TEXT', async () => {
     const [result] = await runExperiments(request());
     expect(result.stages.map((s) => s.name)).to.deep.equal(['data', 'tokenize', 'encode', 'train', 'evaluate', 'infer']);
-    expect(result.backend).to.equal('cpu');
+    expect(result.backend).to.equal('onnxruntime');
     const m = result.metrics!;
     for (const split of ['train', 'valid', 'test'] as const) {
       expect(m[split]).to.include.keys('loss', 'accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'examples');
@@ -81,7 +81,7 @@ describe('stages/train, evaluate, infer (end to end on the repo fixtures)', func
     const json = await sentiment(['run', file, '--json'], env);
     expect(json.code, json.stderr).to.equal(0);
     const doc = JSON.parse(json.stdout);
-    expect(doc.backend).to.equal('cpu');
+    expect(doc.backend).to.equal('onnxruntime');
     expect(doc.metrics.test).to.include.keys('loss', 'accuracy');
     expect(doc.prediction).to.include.keys('text', 'probability', 'label');
     const text = await sentiment(['run', file], env);
