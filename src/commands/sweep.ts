@@ -15,6 +15,7 @@ export default class Sweep extends SentimentCommand {
     const { args, flags } = await this.parse(Sweep);
     const { runSweep, byValidLoss } = await import('../runner/sweep.js');
     const { LocalExecutor } = await import('../runner/executor.js');
+    const { formatMeasure, formatPercent } = await import('../training/metrics.js');
     const controller = new AbortController();
     const onSignal = () => controller.abort();
     process.once('SIGINT', onSignal);
@@ -26,7 +27,7 @@ export default class Sweep extends SentimentCommand {
         signal: controller.signal,
         onOutcome: (t, done, total) =>
           process.stderr.write(
-            `[${done}/${total}] ${t.id} ${t.label}: ${t.status === 'done' ? `valid loss ${t.metrics?.valid.loss.toFixed(4)}, test accuracy ${((t.metrics?.test.accuracy ?? 0) * 100).toFixed(2)}%` : `FAILED: ${t.error}`} (${t.seconds.toFixed(1)}s)\n`,
+            `[${done}/${total}] ${t.id} ${t.label}: ${t.status === 'done' ? `valid loss ${formatMeasure(t.metrics?.valid.loss)}, test accuracy ${formatPercent(t.metrics?.test.accuracy)}` : `FAILED: ${t.error}`} (${t.seconds.toFixed(1)}s)\n`,
           ),
       });
       if (flags.json) {
@@ -35,7 +36,7 @@ export default class Sweep extends SentimentCommand {
         this.log(`${result.sweep}: ${result.trials.length} trials (${result.executor}) → ${result.sweep_dir}`);
         for (const t of byValidLoss(result.trials)) {
           const m = t.metrics;
-          this.log(`  ${t.id.padEnd(4)} ${t.label.padEnd(32)} ${t.status === 'done' ? `valid loss ${m!.valid.loss.toFixed(4)}  test acc ${(100 * m!.test.accuracy).toFixed(2)}%` : `failed: ${t.error}`}`);
+          this.log(`  ${t.id.padEnd(4)} ${t.label.padEnd(32)} ${t.status === 'done' ? `valid loss ${formatMeasure(m!.valid.loss)}  test acc ${formatPercent(m!.test.accuracy)}` : `failed: ${t.error}`}`);
         }
       }
       if (result.trials.some((t) => t.status === 'failed')) process.exitCode = 1;

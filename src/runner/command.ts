@@ -1,6 +1,7 @@
 import { Command, Flags } from '@oclif/core';
 import { ConfigError, UsageError } from './config.js';
 import { isUserError } from './errors.js';
+import { explainSystemError } from './system-errors.js';
 
 /**
  * Shared error handling: user errors print their message and exit 1 (2 for wrong usage), with a
@@ -15,7 +16,9 @@ export abstract class SentimentCommand extends Command {
     return this.argv.includes('--verbose');
   }
 
-  protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<unknown> {
+  protected override async catch(thrown: Error & { oclif?: { exit?: number } }): Promise<unknown> {
+    // A full disk or a permission problem is the user's to fix, not a bug: no stack trace.
+    const err = explainSystemError(thrown) as Error & { oclif?: { exit?: number } };
     if (err.oclif?.exit !== undefined && !isUserError(err)) return super.catch(err);
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);

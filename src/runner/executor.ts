@@ -20,7 +20,10 @@ export interface TrialOutcome {
   status: 'done' | 'failed';
   seconds: number;
   result?: RunResult;
+  /** The last error lines the trial printed (or how it ended, when it printed none). */
   error?: string;
+  /** Everything the trial printed on stderr: its progress, warnings and error. */
+  stderr?: string;
 }
 
 /**
@@ -73,18 +76,34 @@ function runTrialProcess(job: TrialJob, signal?: AbortSignal): Promise<TrialOutc
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', () => undefined);
-    child.on('close', (code) => {
+    child.on('close', (code, signalName) => {
       const seconds = (performance.now() - started) / 1000;
       if (code === 0) {
         try {
-          resolve({ id: job.id, status: 'done', seconds, result: JSON.parse(stdout) as RunResult });
+          resolve({ id: job.id, status: 'done', seconds, result: JSON.parse(stdout) as RunResult, stderr });
           return;
         } catch {
           // fall through: not the one JSON document a run prints
         }
       }
-      const error = stderr.split('\n').filter((l) => /^Error: |problem|: /.test(l)).slice(-3).join(' ').trim() || `exited with code ${code}`;
-      resolve({ id: job.id, status: 'failed', seconds, error });
+      const how = signalName ? `was stopped by ${signalName}` : code === 0 ? 'exited 0 without printing its result' : `exited with code ${code}`;
+      resolve({ id: job.id, status: 'failed', seconds, error: lastErrorLines(stderr) ?? how, stderr });
     });
   });
+}
+
+/**
+ * The error a failed run printed: from its last line starting with "Error:" to the end (its details),
+ * at most 5 lines; else its last 3 lines; undefined when it printed nothing.
+ */
+export function lastErrorLines(stderr: string): string | undefined {
+  // eslint-disable-next-line no-control-regex
+  const lines = stderr.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '').split(/\r?\n/).map((l) => l.trimEnd()).filter((l) => l.trim() !== '');
+  if (lines.length === 0) return undefined;
+  let start = -1;
+  lines.forEach((l, i) => {
+    if (/^(Error|error)\b/.test(l.trim())) start = i;
+  });
+  const picked = start >= 0 ? lines.slice(start, start + 5) : lines.slice(-3);
+  return picked.map((l) => l.trim()).join(' · ');
 }

@@ -4,6 +4,8 @@ import YAML from 'yaml';
 import { Cache, stageKey, type CacheEntry, type KeyMaterial, type StageKey } from './cache.js';
 import type { LoadedExperiment } from './config.js';
 import { UserError } from './errors.js';
+import { setActivity } from './exit-guard.js';
+import { explainSystemError } from './system-errors.js';
 import { commonDir, fingerprintFiles } from './fingerprint.js';
 import { ProgressLine, formatSeconds } from './progress.js';
 import { STAGE_NAMES, type KeyContext, type Stage, type StageName } from './stage.js';
@@ -179,6 +181,8 @@ export async function runStages(experiment: LoadedExperiment, stages: Stage[], o
     plan.map((p) => ({
       title: p.stage.name,
       task: async (_: unknown, task: { title: string; output: string }) => {
+        signal.throwIfAborted();
+        setActivity(`stage ${p.stage.name}`);
         const started = performance.now();
         let entry = p.entry;
         if (entry) {
@@ -195,11 +199,15 @@ export async function runStages(experiment: LoadedExperiment, stages: Stage[], o
           );
           const upstream: Partial<Record<StageName, CacheEntry>> = {};
           for (const name of p.stage.upstream) upstream[name] = entries[name];
-          entry = await cache.compute(
-            p.material,
-            (dir) => p.stage.produce({ ...ctx, dir, upstream, progress, signal }),
-            { force: p.forced },
-          );
+          try {
+            entry = await cache.compute(
+              p.material,
+              (dir) => p.stage.produce({ ...ctx, dir, upstream, progress, signal }),
+              { force: p.forced },
+            );
+          } catch (e) {
+            throw explainSystemError(e, `stage ${p.stage.name}`, path.join(cache.root, p.stage.name));
+          }
           for (const line of lines) await log(`${p.stage.name}: ${line}`);
         }
         entries[p.stage.name] = entry;
@@ -221,9 +229,13 @@ export async function runStages(experiment: LoadedExperiment, stages: Stage[], o
   );
   try {
     await tasks.run();
+    // A stage that finished despite Ctrl-C is kept, but the run stops there.
+    signal.throwIfAborted();
   } catch (e) {
-    await log(`failed: ${(e as Error).message}`);
+    await log(signal.aborted ? 'interrupted' : `failed: ${(e as Error).message}`);
     throw e;
+  } finally {
+    setActivity(undefined);
   }
   const result: StagesResult = { experiment: experiment.name, run_dir: runDir, stages: results };
   await writeFile(path.join(runDir, 'run.json'), JSON.stringify(result, null, 2));

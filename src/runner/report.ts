@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { EpochRecord } from '../stages/train.js';
 import type { Metrics } from '../stages/evaluate.js';
+import { formatMeasure, formatPercent } from '../training/metrics.js';
 
 /** One line chart per measure (loss, accuracy) of train vs valid over epochs, as SVG. */
 async function learningCurve(history: EpochRecord[], measure: 'loss' | 'accuracy'): Promise<string> {
@@ -33,7 +34,7 @@ export async function writeReport(runDir: string, experiment: string, history: E
   const rows = (['train', 'valid', 'test'] as const)
     .map((s) => {
       const m = metrics[s];
-      const cells = [m.examples, m.loss.toFixed(4), pct(m.accuracy), pct(m.precision), pct(m.recall), pct(m.f1), m.roc_auc.toFixed(4)];
+      const cells = [m.examples, formatMeasure(m.loss), pct(m.accuracy), pct(m.precision), pct(m.recall), pct(m.f1), formatMeasure(m.roc_auc)];
       return `<tr><th>${s}</th>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
     })
     .join('\n');
@@ -55,9 +56,7 @@ ${rows}
   return file;
 }
 
-function pct(x: number): string {
-  return `${(100 * x).toFixed(2)}%`;
-}
+const pct = formatPercent;
 
 /** comparison.html: the trials' metrics side by side and their valid-loss curves, self-contained. */
 export async function writeSweepReport(
@@ -99,7 +98,7 @@ export async function writeSweepReport(
   const rows = trials
     .map((t) => {
       const m = t.metrics;
-      const cells = m ? [m.valid.loss.toFixed(4), pct(m.valid.accuracy), m.test.loss.toFixed(4), pct(m.test.accuracy), m.test.roc_auc.toFixed(4)] : ['', '', '', '', ''];
+      const cells = m ? [formatMeasure(m.valid.loss), pct(m.valid.accuracy), formatMeasure(m.test.loss), pct(m.test.accuracy), formatMeasure(m.test.roc_auc)] : ['', '', '', '', ''];
       return `<tr><th>${escape(t.id)}</th><td style="text-align:left">${escape(t.label)}</td><td>${t.status}</td>${cells.map((c) => `<td>${c}</td>`).join('')}<td style="text-align:left">${escape(t.error ?? '')}</td></tr>`;
     })
     .join('\n');

@@ -8,6 +8,7 @@ import { UsageError, loadExperiments, type LoadedExperiment } from './config.js'
 import { UserError } from './errors.js';
 import { planStages, runStages, stagesUntil, type StagesResult } from './pipeline.js';
 import { formatSeconds } from './progress.js';
+import { formatMeasure, formatPercent } from '../training/metrics.js';
 import { STAGE_NAMES, type Stage, type StageName } from './stage.js';
 
 export interface RunRequest {
@@ -147,8 +148,8 @@ export function formatMetrics(metrics: Metrics): string {
   const table = new Table({ head: ['', 'loss', 'accuracy', 'precision', 'recall', 'F1', 'ROC-AUC', 'examples'], style: { head: [], border: [] } });
   for (const split of ['train', 'valid', 'test'] as const) {
     const m = metrics[split];
-    const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
-    table.push([split, m.loss.toFixed(4), pct(m.accuracy), pct(m.precision), pct(m.recall), pct(m.f1), m.roc_auc.toFixed(4), m.examples]);
+    const pct = formatPercent;
+    table.push([split, formatMeasure(m.loss), pct(m.accuracy), pct(m.precision), pct(m.recall), pct(m.f1), formatMeasure(m.roc_auc), m.examples]);
   }
   return table.toString();
 }

@@ -179,11 +179,15 @@ export async function runSweep(
   const { makeRunDir } = await import('./pipeline.js');
   const outDir = await makeRunDir(path.resolve(options.runsDir), path.join(sweep.name, 'sweeps'));
   const result: SweepResult = { sweep: sweep.name, sweep_dir: outDir, executor: options.executor.description, trials };
+  // Each trial's own output, to read why one failed.
+  const { writeFile } = await import('node:fs/promises');
+  for (const o of outcomes) if (o.stderr) await writeFile(path.join(outDir, `${o.id}.stderr.log`), o.stderr);
   await writeSweepResults(result);
   return result;
 }
 
-const pct = (x: number | undefined) => (x === undefined ? '' : x.toFixed(4));
+// CSV cells: empty where a measure is undefined (no metrics, or ROC-AUC with one class).
+const pct = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? '' : x.toFixed(4));
 
 async function writeSweepResults(result: SweepResult): Promise<void> {
   const { writeFile, readFile } = await import('node:fs/promises');

@@ -33,7 +33,7 @@ export const evaluateStage: Stage = {
       const result: Partial<Metrics> = { backend: head.backend, kernel: head.kernel, best_epoch: info.best_epoch };
       let before = 0;
       for (const split of SPLITS) {
-        const acc = await evaluateSplit(head, featuresFile, split, ctx.config.BATCH_SIZE, (n) => ctx.progress.update(before + n, total, 'rows', split));
+        const acc = await evaluateSplit(head, featuresFile, split, ctx.config.BATCH_SIZE, (n) => ctx.progress.update(before + n, total, 'rows', split), ctx.signal);
         before += acc.count;
         result[split] = acc.result();
       }

@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Experiment } from '../runner/config.js';
 import type { CacheEntry } from '../runner/cache.js';
+import { UserError } from '../runner/errors.js';
 import type { Stage } from '../runner/stage.js';
 import { createHead, resolveBackend, type Head, type HeadSettings } from '../model/index.js';
 import { splitBatches, trainingBatches } from '../training/batches.js';
@@ -32,6 +33,8 @@ export interface HeadInfo {
   kernel: string;
   best_epoch: number;
   best_valid_loss: number;
+  /** Why training ended before N_EPOCHS (the loss stopped being a number), when it did. */
+  stopped?: string;
 }
 
 export function headSettings(config: Experiment, inputSize: number): HeadSettings {
@@ -63,9 +66,10 @@ export function trainReads(config: Experiment) {
 }
 
 /** Loss and accuracy of `head` on one split (eval mode). */
-export async function evaluateSplit(head: Head, featuresFile: string, split: string, batchSize: number, onBatch?: (rows: number) => void): Promise<MetricsAccumulator> {
+export async function evaluateSplit(head: Head, featuresFile: string, split: string, batchSize: number, onBatch?: (rows: number) => void, signal?: AbortSignal): Promise<MetricsAccumulator> {
   const acc = new MetricsAccumulator();
   for await (const b of splitBatches(featuresFile, split, batchSize)) {
+    signal?.throwIfAborted();
     acc.add(await head.predict(b), b.labels);
     onBatch?.(acc.count);
   }
@@ -114,22 +118,34 @@ export const trainStage: Stage = {
     const history: EpochRecord[] = [];
     let best: { loss: number; epoch: number; weights: Record<string, NamedTensor> } | undefined;
     // head.safetensors is rewritten whenever valid loss improves, so it always holds the best head so far.
+    // Set when the loss stops being a number: training ends there, keeping the best head so far.
+    let diverged: string | undefined;
     try {
-      for (let epoch = 1; epoch <= config.N_EPOCHS; epoch++) {
+      epochs: for (let epoch = 1; epoch <= config.N_EPOCHS; epoch++) {
         const started = performance.now();
         const train = new MetricsAccumulator();
         let lossSum = 0;
+        let batchNumber = 0;
         for await (const b of trainingBatches(featuresFile, 'train', config.BATCH_SIZE, config.SEED, epoch)) {
           ctx.signal.throwIfAborted();
+          batchNumber++;
           const { loss, logits } = await head.trainStep(b);
+          if (!Number.isFinite(loss)) {
+            diverged = `the training loss became ${loss} at epoch ${epoch}, batch ${batchNumber}`;
+            break epochs;
+          }
           lossSum += loss * b.batch;
           train.add(logits, b.labels);
           ctx.progress.update(train.count, trainRows, 'rows', `epoch ${epoch}/${config.N_EPOCHS}`, `loss ${(lossSum / train.count).toFixed(4)}`);
         }
-        const valid = await evaluateSplit(head, featuresFile, 'valid', config.BATCH_SIZE, (n) => ctx.progress.update(n, validRows, 'rows', `epoch ${epoch}/${config.N_EPOCHS} · valid`));
+        const valid = await evaluateSplit(head, featuresFile, 'valid', config.BATCH_SIZE, (n) => ctx.progress.update(n, validRows, 'rows', `epoch ${epoch}/${config.N_EPOCHS} · valid`), ctx.signal);
         // Train loss as the original reports it: averaged over examples while the head was changing.
         const trainLoss = lossSum / Math.max(1, train.count);
         const v = valid.lossAndAccuracy();
+        if (!Number.isFinite(v.loss)) {
+          diverged = `the valid loss became ${v.loss} after epoch ${epoch}`;
+          break;
+        }
         const improved = !best || v.loss < best.loss;
         if (improved) {
           best = { loss: v.loss, epoch, weights: copyWeights(head.getWeights()) };
@@ -149,10 +165,18 @@ export const trainStage: Stage = {
           `epoch ${epoch}: train loss ${record.train_loss.toFixed(4)} acc ${(100 * record.train_accuracy).toFixed(2)}% · valid loss ${record.valid_loss.toFixed(4)} acc ${(100 * record.valid_accuracy).toFixed(2)}%${improved ? ' · kept' : ''}`,
         );
       }
-      const info: HeadInfo = { settings: head.settings, backend: head.backend, kernel: head.kernel, best_epoch: best!.epoch, best_valid_loss: best!.loss };
+      if (diverged) {
+        if (!best) {
+          throw new UserError(`train: ${diverged}, before any epoch finished, so there is no head to keep`, [
+            `LEARNING_RATE is ${config.LEARNING_RATE}: a smaller one may help; or the features hold values that are not numbers (check the encode stage's input, or force it: --force encode)`,
+          ]);
+        }
+        ctx.progress.log(`warning: ${diverged}; training stopped there, keeping the head of epoch ${best.epoch} (valid loss ${best.loss.toFixed(4)})`);
+      }
+      const info: HeadInfo = { settings: head.settings, backend: head.backend, kernel: head.kernel, best_epoch: best!.epoch, best_valid_loss: best!.loss, ...(diverged && { stopped: diverged }) };
       await writeFile(path.join(ctx.dir, HEAD_INFO_FILE), JSON.stringify(info, null, 2));
       await writeFile(path.join(ctx.dir, HISTORY_FILE), JSON.stringify(history, null, 2));
-      return { backend: head.backend, kernel: head.kernel, best_epoch: best!.epoch, best_valid_loss: best!.loss, epochs: history.length, files: [HEAD_FILE, HEAD_INFO_FILE, HISTORY_FILE] };
+      return { backend: head.backend, kernel: head.kernel, best_epoch: best!.epoch, best_valid_loss: best!.loss, epochs: history.length, ...(diverged && { stopped: diverged }), files: [HEAD_FILE, HEAD_INFO_FILE, HISTORY_FILE] };
     } finally {
       head.dispose();
     }

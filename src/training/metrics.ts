@@ -6,7 +6,18 @@ export interface SplitMetrics {
   precision: number;
   recall: number;
   f1: number;
-  roc_auc: number;
+  /** null when undefined: ROC-AUC needs both classes among the labels. */
+  roc_auc: number | null;
+}
+
+/** A measure for people: fixed digits, or "—" where it is undefined (null, NaN: JSON writes NaN as null). */
+export function formatMeasure(x: number | null | undefined, digits = 4): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
+}
+
+/** A fraction as a percentage, or "—" where it is undefined. */
+export function formatPercent(x: number | null | undefined): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? '—' : `${(100 * x).toFixed(2)}%`;
 }
 
 /** Mean binary cross-entropy on logits, in the numerically stable form PyTorch uses. */
@@ -60,7 +71,8 @@ export class MetricsAccumulator {
     const precision = tp + fp > 0 ? tp / (tp + fp) : 0;
     const recall = tp + fn > 0 ? tp / (tp + fn) : 0;
     const f1 = precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : 0;
-    return { examples: this.logits.length, loss, accuracy, precision, recall, f1, roc_auc: rocAuc(this.logits, this.labels) };
+    const auc = rocAuc(this.logits, this.labels);
+    return { examples: this.logits.length, loss, accuracy, precision, recall, f1, roc_auc: Number.isNaN(auc) ? null : auc };
   }
 }
 

@@ -52,3 +52,13 @@ describe('runner/sweep', () => {
     expect(trialSets(trial, dir)).to.deep.equal([`DATASET=${JSON.stringify(path.join(dir, 'data'))}`, 'MODEL="Xenova/bert-base-uncased"']);
   });
 });
+
+describe('runner/executor lastErrorLines', () => {
+  it('takes the last "Error:" line and its detail lines, without colour codes', async () => {
+    const { lastErrorLines } = await import('../../src/runner/executor.js');
+    const stderr = '❯ data\n\u001b[31m✖ data\u001b[39m\nError: DATASET ./x.jsonl: no such file\n  check the path\n';
+    expect(lastErrorLines(stderr)).to.equal('Error: DATASET ./x.jsonl: no such file · check the path');
+    expect(lastErrorLines('one\ntwo\nthree\nfour\n')).to.equal('two · three · four');
+    expect(lastErrorLines('\n\n')).to.equal(undefined);
+  });
+});

@@ -1,9 +1,16 @@
 import { expect } from 'chai';
-import { cp, readFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { runExperiments } from '../../src/runner/run.js';
+import { Cache, type CacheEntry } from '../../src/runner/cache.js';
+import { loadExperiment } from '../../src/runner/config.js';
+import { isUserError } from '../../src/runner/errors.js';
+import { arrow } from '../../src/runner/arrow.js';
+import { keyContext } from '../../src/runner/pipeline.js';
+import { formatMetrics, runExperiments } from '../../src/runner/run.js';
+import { FEATURES_FILE } from '../../src/stages/encode.js';
+import { trainStage } from '../../src/stages/train.js';
 import { readSafetensors } from '../../src/training/safetensors.js';
 import type { EpochRecord } from '../../src/stages/train.js';
 import { makeReviews } from '../fixtures/reviews.js';
@@ -87,4 +94,40 @@ describe('stages/train, evaluate, infer (end to end on the repo fixtures)', func
     const text = await sentiment(['run', file], env);
     expect(text.stdout).to.match(/accuracy/).and.match(/test/).and.match(/the movie was great/);
   });
+
+  it('stops on a loss that is not a number, naming the epoch and batch, and writes no head', async () => {
+    const [first] = await runExperiments(request());
+    const entryOf = async (name: string): Promise<CacheEntry> => {
+      const stage = first.stages.find((s) => s.name === name)!;
+      return { dir: stage.path, manifest: JSON.parse(await readFile(path.join(stage.path, 'manifest.json'), 'utf8')) };
+    };
+    const [data, encode] = [await entryOf('data'), await entryOf('encode')];
+    // The same features with every value +Inf in float16 (what an overflowing encoder gives): the GRU's sums become NaN.
+    const table = arrow.tableFromIPC(await readFile(path.join(encode.dir, FEATURES_FILE)));
+    for (const chunk of table.getChild('features')!.data) (chunk.children[0].children[0].values as Uint16Array).fill(0x7c00);
+    const damaged = await tempDir();
+    await writeFile(path.join(damaged, FEATURES_FILE), arrow.tableToIPC(table, 'file'));
+    const out = await tempDir();
+    const experiment = loadExperiment(file, []);
+    const logged: string[] = [];
+    const produce = trainStage.produce({
+      ...keyContext(experiment, new Cache(path.join(dir, 'cache'))),
+      dir: out,
+      upstream: { data, encode: { ...encode, dir: damaged } },
+      progress: { update: () => undefined, log: (line) => logged.push(line) },
+      signal: new AbortController().signal,
+    });
+    const error = await produce.then(() => undefined, (e: unknown) => e);
+    expect(isUserError(error), String(error)).to.equal(true);
+    expect(String(error)).to.match(/train: the training loss became NaN at epoch 1, batch 1, before any epoch finished/);
+    expect(existsSync(path.join(out, 'head.safetensors'))).to.equal(false);
+  });
+
+  it('shows undefined measures (ROC-AUC of a split with one class) as "—", never a crash', () => {
+    const split = { examples: 3, loss: 0.5, accuracy: 1, precision: 1, recall: 1, f1: 1, roc_auc: null };
+    const table = formatMetrics({ backend: 'onnxruntime', kernel: 'ort-scan', best_epoch: 1, train: split, valid: split, test: { ...split, loss: Number.NaN } });
+    expect(table.split('\n').filter((l) => l.includes('—'))).to.have.length(3);
+    expect(table).to.match(/test\s*│ —/);
+  });
 });
+
