@@ -17,8 +17,13 @@ export default class Sweep extends SentimentCommand {
     const { LocalExecutor } = await import('../runner/executor.js');
     const { formatMeasure, formatPercent } = await import('../training/metrics.js');
     const controller = new AbortController();
-    const onSignal = () => controller.abort();
-    process.once('SIGINT', onSignal);
+    const onSignal = () => {
+      if (controller.signal.aborted) process.exit(130);
+      process.stderr.write('\ninterrupted: stopping the running trials (finished trials and completed stages stay cached)\n');
+      controller.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     try {
       const result = await runSweep(args.sweep, {
         cacheDir: flags['cache-dir'],
@@ -39,9 +44,11 @@ export default class Sweep extends SentimentCommand {
           this.log(`  ${t.id.padEnd(4)} ${t.label.padEnd(32)} ${t.status === 'done' ? `valid loss ${formatMeasure(m!.valid.loss)}  test acc ${formatPercent(m!.test.accuracy)}` : `failed: ${t.error}`}`);
         }
       }
+      if (controller.signal.aborted) this.exit(130);
       if (result.trials.some((t) => t.status === 'failed')) process.exitCode = 1;
     } finally {
       process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
   }
 }
