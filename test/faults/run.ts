@@ -6,12 +6,16 @@
  *      or lock behind (N rounds, each on a fresh cache);
  *   2. damaged cache entries (bytes overwritten in place, truncated files, a missing or garbage
  *      manifest, a garbage head): the next run must warn, recompute and give the same metrics;
- *   3. two runs at once on one fresh cache: both finish with the same metrics, every entry computed once.
+ *   3. two runs at once on one fresh cache: both finish with the same metrics, every entry computed once;
+ *   4. starts: `infer --model` started many times, and two-job sweeps, each of which must finish with
+ *      its output (a process that stops early must never exit 0).
  *
  * One summary line per case (trials, failures); exits 1 on any failure. Options:
  *   --rounds N          kill -9 rounds (default 5; the README's acceptance run uses 20)
  *   --experiment FILE   default experiments/quickstart.yaml
  *   --set K=V           overrides, repeatable (e.g. the real-data subset: DATASET=../shared/data/imdb ...)
+ *   --starts N          `infer --model` starts (default 5; acceptance: 50, beside `stress --cpu 2`)
+ *   --sweeps N          two-job sweeps of experiments/sweeps/quickstart-grid.yaml (default 1; acceptance: 20)
  *   --keep              keep the work folder (printed) for inspection
  */
 import { spawn } from 'node:child_process';
@@ -30,6 +34,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     experiment: { type: 'string', default: 'experiments/quickstart.yaml' },
     set: { type: 'string', multiple: true, default: [] },
+    starts: { type: 'string', default: '5' },
+    sweeps: { type: 'string', default: '1' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -51,8 +57,12 @@ interface RunDoc {
 
 /** `sentiment run EXPERIMENT --json` on a cache; `killAfterMs` sends SIGKILL that long after the start. */
 function run(cacheDir: string, runsDir: string, killAfterMs?: number): Promise<Ran> {
+  return cli(['run', experiment, ...sets, '--json', '--cache-dir', cacheDir, '--runs-dir', runsDir], killAfterMs);
+}
+
+function cli(args: string[], killAfterMs?: number): Promise<Ran> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, 'run', experiment, ...sets, '--json', '--cache-dir', cacheDir, '--runs-dir', runsDir], {
+    const child = spawn(process.execPath, [CLI, ...args], {
       cwd: REPO,
       env: { ...process.env, CI: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -221,6 +231,49 @@ const damages: { name: string; damage: () => Promise<void> }[] = [
   const left = await leftovers(cacheDir);
   if (left.length) failures.push(`left behind: ${left.join(', ')}`);
   report({ name: 'two runs at once on one cache', trials: 1, failures });
+}
+
+// 4. Starts: every start of a command must end with its output, or exit non-zero.
+{
+  const failures: string[] = [];
+  const starts = Number(values.starts);
+  const model = path.join(work, 'model');
+  const exported = await cli(['export', '--config', experiment, ...sets, '--cache-dir', referenceCache, '--out', model]);
+  if (exported.code !== 0) failures.push(`export exited ${exported.code}: ${lastLines(exported.stderr)}`);
+  else {
+    const texts = path.join(work, 'texts.txt');
+    await writeFile(texts, 'I like you!\nI hate you!\nwhat a film\n');
+    for (let i = 0; i < starts; i++) {
+      const r = await cli(['infer', '--model', model, '--file', texts, '--json']);
+      let rows = -1;
+      try {
+        rows = (JSON.parse(r.stdout) as unknown[]).length;
+      } catch {
+        // counted below
+      }
+      if (r.code === 0 && rows !== 3) failures.push(`start ${i + 1}: exited 0 without its output (silent exit): ${lastLines(r.stderr)}`);
+      else if (r.code !== 0) failures.push(`start ${i + 1}: exited ${r.code ?? r.signal}: ${lastLines(r.stderr)}`);
+    }
+  }
+  report({ name: 'infer --model starts', trials: starts, failures });
+}
+{
+  const failures: string[] = [];
+  const sweeps = Number(values.sweeps);
+  for (let i = 0; i < sweeps; i++) {
+    const r = await cli(['sweep', 'experiments/sweeps/quickstart-grid.yaml', '--jobs', '2', '--json', '--cache-dir', path.join(work, 'sweep-cache'), '--runs-dir', runsDir]);
+    let trials: { id: string; status: string; error?: string }[] = [];
+    try {
+      trials = (JSON.parse(r.stdout) as { trials: typeof trials }).trials;
+    } catch {
+      // counted below
+    }
+    if (r.code === 0 && trials.length !== 4) failures.push(`sweep ${i + 1}: exited 0 without its 4 trials (silent exit): ${lastLines(r.stderr)}`);
+    else if (r.code !== 0) failures.push(`sweep ${i + 1}: exited ${r.code ?? r.signal}: ${trials.filter((t) => t.status !== 'done').map((t) => `${t.id}: ${t.error}`).join('; ') || lastLines(r.stderr)}`);
+    // Each sweep starts cold, so trials share and compute the upstream stages at once.
+    await rm(path.join(work, 'sweep-cache'), { recursive: true, force: true });
+  }
+  report({ name: 'two-job sweeps of the quickstart grid', trials: sweeps, failures });
 }
 
 if (!values.keep) await rm(work, { recursive: true, force: true });
