@@ -238,7 +238,10 @@ const damages: { name: string; damage: () => Promise<void> }[] = [
   const failures: string[] = [];
   const starts = Number(values.starts);
   const model = path.join(work, 'model');
-  const exported = await cli(['export', '--config', experiment, ...sets, '--cache-dir', referenceCache, '--out', model]);
+  // Its own cache, so a failure of an earlier case does not show up here.
+  const cacheDir = freshCache();
+  await run(cacheDir, runsDir);
+  const exported = await cli(['export', '--config', experiment, ...sets, '--cache-dir', cacheDir, '--out', model]);
   if (exported.code !== 0) failures.push(`export exited ${exported.code}: ${lastLines(exported.stderr)}`);
   else {
     const texts = path.join(work, 'texts.txt');
