@@ -44,7 +44,8 @@ function checkSetting(setting: string): asserts setting is BackendSetting {
   }
 }
 
-function installed(pkg: string): boolean {
+/** Whether a package resolves from here (without loading it). */
+export function installed(pkg: string): boolean {
   try {
     createRequire(import.meta.url).resolve(pkg);
     return true;

@@ -1,20 +1,12 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { installed } from '../../src/model/backend.js';
 import { resolveBackend, selectBackend, selectTfjsBackend, type BackendSetting } from '../../src/model/index.js';
 import { isUserError } from '../../src/runner/errors.js';
 import { REPO } from '../helpers.js';
 
-function installed(pkg: string): boolean {
-  try {
-    createRequire(import.meta.url).resolve(pkg);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function rejection(setting: string): Promise<unknown> {
   try {
