@@ -319,7 +319,7 @@ export class Cache {
 
   /** The entry holding `file`, among this cache's entries (for a DamagedEntryError). */
   entryOf(file: string): { stage: string; key: StageKey } | undefined {
-    const relative = path.relative(this.root, path.resolve(file));
+    const relative = path.relative(path.resolve(this.root), path.resolve(file));
     const [stage, key, ...rest] = relative.split(path.sep);
     if (relative.startsWith('..') || path.isAbsolute(relative) || !stage || !key || rest.length === 0 || !ENTRY_NAME.test(key)) return undefined;
     return { stage, key };
