@@ -270,7 +270,15 @@ export class Cache {
     const shape = manifestProblem(manifest, stage, key);
     if (shape) return { state: 'damaged', reason: shape };
     const listed = new Set(manifest.files.map((f) => f.path));
-    for (const found of await listFiles(dir)) {
+    let present: string[];
+    try {
+      present = await listFiles(dir);
+    } catch (e) {
+      // Moved aside or replaced by another process meanwhile.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'absent' };
+      throw e;
+    }
+    for (const found of present) {
       if (found !== MANIFEST_FILE && !listed.has(found) && !found.startsWith(`.${MANIFEST_FILE}.`)) return { state: 'damaged', reason: `${found} is not listed in ${MANIFEST_FILE}` };
     }
     const touched: ManifestFile[] = [];
