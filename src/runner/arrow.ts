@@ -2,6 +2,7 @@ import { close, open as openFd, writev } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import * as arrow from 'apache-arrow';
+import { DamagedEntryError, messageOf } from './errors.js';
 
 const openAsync = promisify(openFd);
 const closeAsync = promisify(close);
@@ -136,13 +137,54 @@ export class ArrowFileWriter {
   }
 }
 
-/** Reads an Arrow IPC file record batch by record batch. */
+const MAGIC = Buffer.from('ARROW1');
+
+/**
+ * Reads an Arrow IPC file record batch by record batch. A file that is not a complete Arrow IPC file
+ * (truncated, overwritten, missing) is a DamagedEntryError naming it, never apache-arrow's own error: the
+ * pipeline then recomputes the cache entry holding it. The magic bytes at both ends are checked first,
+ * because apache-arrow falls back to reading a file without them as a stream, which can loop on garbage.
+ */
 export async function* readArrowBatches(file: string): AsyncGenerator<arrow.RecordBatch> {
-  const handle = await open(file);
+  let handle;
   try {
-    const reader = await arrow.RecordBatchReader.from(handle);
-    for await (const batch of reader) yield batch;
+    handle = await open(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new DamagedEntryError(file, 'is missing', { cause: e });
+    throw e;
+  }
+  let batches: AsyncIterator<arrow.RecordBatch> | undefined;
+  try {
+    const { size } = await handle.stat();
+    const head = Buffer.alloc(8);
+    const tail = Buffer.alloc(10);
+    // File format: magic, padding, messages, footer, int32 footer length, magic.
+    if (size < 8 + 10) throw new DamagedEntryError(file, `is not an Arrow IPC file (${size} bytes)`);
+    await handle.read(head, 0, 8, 0);
+    await handle.read(tail, 0, 10, size - 10);
+    if (!head.subarray(0, 6).equals(MAGIC)) throw new DamagedEntryError(file, 'is not an Arrow IPC file (no ARROW1 magic at its start)');
+    if (!tail.subarray(4).equals(MAGIC)) throw new DamagedEntryError(file, 'is not a complete Arrow IPC file (no ARROW1 magic at its end: truncated?)');
+    const footer = tail.readInt32LE(0);
+    if (footer <= 0 || footer > size - 8 - 10) throw new DamagedEntryError(file, `is damaged (its footer length ${footer} does not fit in ${size} bytes)`);
+    const decodeError = (e: unknown) => (e instanceof DamagedEntryError ? e : new DamagedEntryError(file, `cannot be decoded as an Arrow IPC file (${messageOf(e)})`, { cause: e }));
+    try {
+      const reader = await arrow.RecordBatchReader.from(handle);
+      batches = reader[Symbol.asyncIterator]();
+    } catch (e) {
+      throw decodeError(e);
+    }
+    for (;;) {
+      let next: IteratorResult<arrow.RecordBatch>;
+      try {
+        next = await batches.next();
+      } catch (e) {
+        throw decodeError(e);
+      }
+      if (next.done) break;
+      yield next.value;
+    }
   } finally {
+    await batches?.return?.().catch(() => {});
     await handle.close();
   }
 }

@@ -24,3 +24,19 @@ export function isUserError(e: unknown): e is UserError {
 export function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/**
+ * A file a stage wrote (an Arrow file, head.safetensors, a JSON file of a cache entry) that cannot be
+ * decoded: truncated, overwritten, or not what it should be. The pipeline moves the cache entry that
+ * holds `file` aside and recomputes it; elsewhere it is a UserError naming the file.
+ */
+export class DamagedEntryError extends UserError {
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${file}: ${reason}; if it is in the cache, \`sentiment cache verify --repair\` removes the damaged entry`, [], options);
+    this.name = 'DamagedEntryError';
+  }
+}

@@ -1,9 +1,9 @@
 import { mkdir, appendFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
-import { Cache, stageKey, type CacheEntry, type KeyMaterial, type StageKey } from './cache.js';
+import { Cache, stageKey, type CacheEntry, type ComputeResult, type KeyMaterial, type LockEvent, type StageKey } from './cache.js';
 import type { LoadedExperiment } from './config.js';
-import { UserError } from './errors.js';
+import { DamagedEntryError, UserError } from './errors.js';
 import { setActivity } from './exit-guard.js';
 import { explainSystemError } from './system-errors.js';
 import { commonDir, fingerprintFiles } from './fingerprint.js';
@@ -37,8 +37,12 @@ export interface PlannedStage {
 
 export interface StageResult {
   name: StageName;
+  /** From the cache: found when planning, or made by another process this run waited for. */
   cached: boolean;
+  /** Time this run spent on the stage, not counting `waited`. */
   seconds: number;
+  /** Seconds spent waiting for another process that held the entry's lock (absent when it was free). */
+  waited?: number;
   path: string;
   info: Record<string, unknown>;
 }
@@ -155,7 +159,20 @@ export async function makeRunDir(runsDir: string, experiment: string): Promise<s
  * a run folder (resolved config, log, result).
  */
 export async function runStages(experiment: LoadedExperiment, stages: Stage[], options: RunOptions): Promise<StagesResult> {
-  const cache = new Cache(options.cacheDir);
+  // Progress never goes to stdout, which --json keeps for its one document.
+  const out = (options.stream ?? process.stderr) as NodeJS.WriteStream;
+  // Cache warnings (an entry moved aside): into the stage's progress and log while a stage runs, else
+  // straight out and into the log once it exists.
+  const early: string[] = [];
+  let warnInStage: ((line: string) => void) | undefined;
+  const cache = new Cache(options.cacheDir, {
+    warn: (message) => {
+      const line = `warning: ${message}`;
+      if (warnInStage) return warnInStage(line);
+      out.write(`${line}\n`);
+      early.push(line);
+    },
+  });
   const selected = stagesUntil(stages, options.until);
   await Promise.all(selected.map((s) => cache.sweepTemporary(s.name)));
   const plan = await planStages(experiment, selected, cache, options.force);
@@ -166,16 +183,45 @@ export async function runStages(experiment: LoadedExperiment, stages: Stage[], o
     await appendFile(logFile, `${new Date().toISOString()} ${line}\n`);
   };
   await log(`experiment ${experiment.file} ${JSON.stringify(experiment.overrides)}`);
+  for (const line of early) await log(line);
 
   const { Listr, ListrLogger, ProcessOutput } = await import('listr2');
-  // Progress never goes to stdout, which --json keeps for its one document.
-  const out = (options.stream ?? process.stderr) as NodeJS.WriteStream;
   const processOutput = new ProcessOutput(out, out);
   const rendererOptions = { processOutput, logger: new ListrLogger({ processOutput }) };
   const ctx = keyContext(experiment, cache);
   const entries: Partial<Record<StageName, CacheEntry>> = {};
   const results: StageResult[] = [];
   const signal = options.signal ?? new AbortController().signal;
+  // Entries moved aside this run because a later stage could not decode one of their files: each at most once.
+  const repaired = new Set<StageKey>();
+
+  /**
+   * Computes a planned stage. When it fails on a file it cannot decode inside an upstream entry of this
+   * run (a DamagedEntryError), that entry is moved aside and recomputed, and the stage is run again; an
+   * entry damaged a second time is a real error.
+   */
+  const computeStage = async (p: PlannedStage, progress: ProgressLine, onLock: (e: LockEvent) => void): Promise<ComputeResult> => {
+    for (;;) {
+      const upstream: Partial<Record<StageName, CacheEntry>> = {};
+      for (const name of p.stage.upstream) upstream[name] = entries[name];
+      try {
+        return await cache.compute(p.material, (dir) => p.stage.produce({ ...ctx, dir, upstream, progress, signal }), { force: p.forced, onLock });
+      } catch (e) {
+        if (!(e instanceof DamagedEntryError)) throw e;
+        const at = cache.entryOf(e.file);
+        const damaged = at && plan.find((q) => q.stage.name === at.stage && q.key === at.key && entries[q.stage.name]);
+        if (!damaged || repaired.has(damaged.key)) throw e;
+        repaired.add(damaged.key);
+        const file = path.relative(cache.entryDir(damaged.stage.name, damaged.key), e.file).split(path.sep).join('/');
+        await cache.moveAside(damaged.stage.name, damaged.key, `${p.stage.name} could not read ${file}: ${e.reason}`, `recomputing ${damaged.stage.name}`);
+        const started = performance.now();
+        const again = await computeStage(damaged, progress, onLock);
+        entries[damaged.stage.name] = again;
+        const earlier = results.find((r) => r.name === damaged.stage.name);
+        if (earlier) Object.assign(earlier, { cached: false, seconds: earlier.seconds + (performance.now() - started) / 1000 - again.waited, path: again.dir, info: again.manifest.info });
+      }
+    }
+  };
 
   const tasks = new Listr(
     plan.map((p) => ({
@@ -184,7 +230,8 @@ export async function runStages(experiment: LoadedExperiment, stages: Stage[], o
         signal.throwIfAborted();
         setActivity(`stage ${p.stage.name}`);
         const started = performance.now();
-        let entry = p.entry;
+        let entry: CacheEntry | undefined = p.entry;
+        let computed: ComputeResult | undefined;
         if (entry) {
           task.title = `${p.stage.name} · cached`;
         } else {
@@ -197,24 +244,26 @@ export async function runStages(experiment: LoadedExperiment, stages: Stage[], o
             },
             options.interactive ? 100 : 5000,
           );
-          const upstream: Partial<Record<StageName, CacheEntry>> = {};
-          for (const name of p.stage.upstream) upstream[name] = entries[name];
+          warnInStage = (line) => progress.log(line);
           try {
-            entry = await cache.compute(
-              p.material,
-              (dir) => p.stage.produce({ ...ctx, dir, upstream, progress, signal }),
-              { force: p.forced },
-            );
+            // Waiting for another process's lock shows as the stage's progress line.
+            computed = await computeStage(p, progress, (event) => (event.kind === 'takeover' ? progress.log(event.message) : (task.output = event.message)));
           } catch (e) {
             throw explainSystemError(e, `stage ${p.stage.name}`, path.join(cache.root, p.stage.name));
+          } finally {
+            warnInStage = undefined;
+            for (const line of lines) await log(`${p.stage.name}: ${line}`);
           }
-          for (const line of lines) await log(`${p.stage.name}: ${line}`);
+          entry = computed;
         }
         entries[p.stage.name] = entry;
-        const seconds = (performance.now() - started) / 1000;
-        results.push({ name: p.stage.name, cached: p.entry !== undefined, seconds, path: entry.dir, info: entry.manifest.info });
-        if (!p.entry) task.title = `${p.stage.name} · ${formatSeconds(seconds)}`;
-        await log(`${p.stage.name}: ${p.entry ? 'cached' : 'computed'} in ${seconds.toFixed(3)}s → ${entry.dir}`);
+        const waited = computed?.waited ?? 0;
+        const seconds = (performance.now() - started) / 1000 - waited;
+        const cached = !computed || !computed.produced;
+        results.push({ name: p.stage.name, cached, seconds, ...(waited > 0 && { waited }), path: entry.dir, info: entry.manifest.info });
+        const waitNote = waited > 0 ? `waited ${formatSeconds(waited)}${computed?.waitedFor ? ` for pid ${computed.waitedFor.pid}` : ''}` : '';
+        if (computed) task.title = computed.produced ? `${p.stage.name} · ${formatSeconds(seconds)}${waitNote && ` (${waitNote})`}` : `${p.stage.name} · cached${waitNote && ` (${waitNote})`}`;
+        await log(`${p.stage.name}: ${cached ? 'cached' : `computed in ${seconds.toFixed(3)}s`}${waitNote && ` (${waitNote})`} → ${entry.dir}`);
       },
     })),
     {

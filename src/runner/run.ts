@@ -1,9 +1,9 @@
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Table from 'cli-table3';
 import type { Metrics } from '../stages/evaluate.js';
 import type { EpochRecord } from '../stages/train.js';
-import { Cache } from './cache.js';
+import { Cache, readEntryJson } from './cache.js';
 import { UsageError, loadExperiments, type LoadedExperiment } from './config.js';
 import { UserError } from './errors.js';
 import { planStages, runStages, stagesUntil, type StagesResult } from './pipeline.js';
@@ -105,8 +105,8 @@ async function recordOutcome(stages: StagesResult): Promise<RunResult> {
   const { HISTORY_FILE } = await import('../stages/train.js');
   const { METRICS_FILE } = await import('../stages/evaluate.js');
   const { writeReport } = await import('./report.js');
-  const history = JSON.parse(await readFile(path.join(train.path, HISTORY_FILE), 'utf8')) as EpochRecord[];
-  const metrics = JSON.parse(await readFile(path.join(evaluate.path, METRICS_FILE), 'utf8')) as Metrics;
+  const history = await readEntryJson<EpochRecord[]>(path.join(train.path, HISTORY_FILE));
+  const metrics = await readEntryJson<Metrics>(path.join(evaluate.path, METRICS_FILE));
   await copyFile(path.join(train.path, HISTORY_FILE), path.join(stages.run_dir, HISTORY_FILE));
   await writeFile(path.join(stages.run_dir, METRICS_FILE), JSON.stringify(metrics, null, 2));
   await writeReport(stages.run_dir, stages.experiment, history, metrics);

@@ -1,7 +1,7 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Experiment } from '../runner/config.js';
-import type { CacheEntry } from '../runner/cache.js';
+import { readEntryJson, type CacheEntry } from '../runner/cache.js';
 import { UserError } from '../runner/errors.js';
 import type { Stage } from '../runner/stage.js';
 import { createHead, resolveBackend, type Head, type HeadSettings } from '../model/index.js';
@@ -78,7 +78,7 @@ export async function evaluateSplit(head: Head, featuresFile: string, split: str
 
 /** Rebuilds a trained head from a folder holding head.json and head.safetensors (a train entry, or an export). */
 export async function loadTrainedHead(dir: string, backend: Experiment['BACKEND']): Promise<{ head: Head; info: HeadInfo }> {
-  const info = JSON.parse(await readFile(path.join(dir, HEAD_INFO_FILE), 'utf8')) as HeadInfo;
+  const info = await readEntryJson<HeadInfo>(path.join(dir, HEAD_INFO_FILE));
   const head = await createHead(info.settings, { backend });
   const { tensors } = await readSafetensors(path.join(dir, HEAD_FILE));
   head.setWeights(tensors);

@@ -1,4 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import { DamagedEntryError, messageOf } from '../runner/errors.js';
 
 /** A named float32 tensor, as a head's weights are kept. */
 export interface NamedTensor {
@@ -34,11 +35,30 @@ export async function writeSafetensors(file: string, tensors: Record<string, Nam
   await writeFile(file, out);
 }
 
+/**
+ * Reads a safetensors file. One that is truncated, overwritten or not safetensors at all is a
+ * DamagedEntryError naming the file (the pipeline recomputes the cache entry holding it).
+ */
 export async function readSafetensors(file: string): Promise<{ tensors: Record<string, NamedTensor>; metadata: Record<string, string> }> {
-  const buf = await readFile(file);
-  const headerLength = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  const base = 8 + headerLength;
+  let buf: Buffer;
+  try {
+    buf = await readFile(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new DamagedEntryError(file, 'is missing', { cause: e });
+    throw e;
+  }
+  const damaged = (reason: string, cause?: unknown) => new DamagedEntryError(file, `is not a valid safetensors file (${reason})`, { cause });
+  if (buf.length < 8) throw damaged(`${buf.length} bytes`);
+  const headerLength = buf.readBigUInt64LE(0);
+  if (headerLength < 2n || headerLength > BigInt(buf.length - 8)) throw damaged(`header length ${headerLength} does not fit in ${buf.length} bytes`);
+  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  try {
+    header = JSON.parse(buf.subarray(8, 8 + Number(headerLength)).toString('utf8'));
+  } catch (e) {
+    throw damaged(`its header is not JSON: ${messageOf(e)}`, e);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw damaged('its header is not a JSON object');
+  const base = 8 + Number(headerLength);
   const tensors: Record<string, NamedTensor> = {};
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(header)) {
@@ -46,9 +66,14 @@ export async function readSafetensors(file: string): Promise<{ tensors: Record<s
       metadata = entry as unknown as Record<string, string>;
       continue;
     }
-    if (entry.dtype !== 'F32') throw new Error(`${file}: tensor ${name} is ${entry.dtype}; only F32 is supported`);
+    if (typeof entry !== 'object' || entry === null || !Array.isArray(entry.shape) || !Array.isArray(entry.data_offsets)) throw damaged(`tensor ${name} has no shape or data_offsets`);
+    if (entry.dtype !== 'F32') throw new DamagedEntryError(file, `tensor ${name} is ${entry.dtype}; only F32 is supported`);
     const [start, end] = entry.data_offsets;
-    const data = new Float32Array((end - start) / 4);
+    const count = entry.shape.reduce((n, d) => n * d, 1);
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || base + end > buf.length || end - start !== 4 * count) {
+      throw damaged(`tensor ${name}: data_offsets ${JSON.stringify(entry.data_offsets)} do not fit its shape ${JSON.stringify(entry.shape)} and the file's ${buf.length} bytes`);
+    }
+    const data = new Float32Array(count);
     new Uint8Array(data.buffer).set(buf.subarray(base + start, base + end));
     tensors[name] = { shape: entry.shape, data };
   }

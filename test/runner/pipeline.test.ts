@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { cp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, open, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -7,6 +7,7 @@ import { loadExperiment } from '../../src/runner/config.js';
 import { runStages, planStages, type RunOptions } from '../../src/runner/pipeline.js';
 import { Cache } from '../../src/runner/cache.js';
 import { readArrowBatches } from '../../src/runner/arrow.js';
+import { DamagedEntryError } from '../../src/runner/errors.js';
 import type { Stage } from '../../src/runner/stage.js';
 import { STAGES } from '../../src/stages/index.js';
 import { tinyBert } from '../fixtures/tiny-bert.js';
@@ -116,6 +117,65 @@ describe('runner/pipeline (data + tokenize on repo fixtures)', () => {
     expect(resumed.stages.map((s) => s.cached)).to.deep.equal([true, false]);
   });
 
+  describe('damaged entries', () => {
+    // Its own cache, so the suite's entries stay intact.
+    const fresh = async () => ({ ...options, cacheDir: path.join(await tempDir(), 'cache') });
+    const runIn = (o: RunOptions, extra: Partial<RunOptions> = {}, stages = STAGES) => runStages(loadExperiment(experimentFile), stages, { ...o, ...extra });
+
+    it('an entry without manifest.json (the old ENOTEMPTY failure) is moved aside and recomputed, with a warning in the log', async () => {
+      const o = await fresh();
+      const first = await runIn(o, { until: 'data' });
+      await unlink(path.join(first.stages[0].path, 'manifest.json'));
+      const out = collect();
+      const again = await runIn(o, { stream: out.stream });
+      expect(again.stages.map((s) => s.cached)).to.deep.equal([false, false]);
+      expect(out.text()).to.match(/warning: cache entry data\/[0-9a-f]{12}…: manifest\.json is missing; moved aside to .*\.damaged-/);
+      expect(await readFile(path.join(again.run_dir, 'log.txt'), 'utf8')).to.match(/warning: cache entry data\/.*moved aside/);
+      expect((await runIn(o)).stages.map((s) => s.cached)).to.deep.equal([true, true]);
+    });
+
+    it('a stage that cannot decode an upstream file moves that entry aside, recomputes it and succeeds; so does the next run', async () => {
+      const o = await fresh();
+      const first = await runIn(o, { until: 'data' });
+      // Damage the footer in place, and record the new mtime in the manifest (as if the overwrite had kept
+      // the mtime): the load check (size, mtime) cannot see it, only the reader can.
+      const file = path.join(first.stages[0].path, 'data.arrow');
+      const { size } = await stat(file);
+      const h = await open(file, 'r+');
+      await h.write(Buffer.from('GARBAGE!'), 0, 8, size - 8);
+      await h.close();
+      const manifestFile = path.join(first.stages[0].path, 'manifest.json');
+      const manifest = JSON.parse(await readFile(manifestFile, 'utf8'));
+      manifest.files.find((f: { path: string }) => f.path === 'data.arrow').mtimeMs = (await stat(file)).mtimeMs;
+      await writeFile(manifestFile, JSON.stringify(manifest));
+      const out = collect();
+      const result = await runIn(o, { stream: out.stream });
+      expect(result.stages.map((s) => [s.name, s.cached])).to.deep.equal([['data', false], ['tokenize', false]]);
+      expect(out.text()).to.match(/warning: cache entry data\/[0-9a-f]{12}…: tokenize could not read data\.arrow: is not a complete Arrow IPC file.*; moved aside to .*\.damaged-.*, recomputing data/);
+      expect((await readdir(path.dirname(first.stages[0].path))).filter((n) => n.startsWith('.damaged-'))).to.have.length(1);
+      expect(out.text()).to.not.match(/\n\s+at /);
+      expect((await runIn(o)).stages.map((s) => s.cached)).to.deep.equal([true, true]);
+    });
+
+    it('a second decode failure of the same entry is a real error, naming the file', async () => {
+      const o = await fresh();
+      const alwaysDamaged: Stage = {
+        ...STAGES[1],
+        async produce(ctx) {
+          throw new DamagedEntryError(path.join(ctx.upstream.data!.dir, 'data.arrow'), 'cannot be decoded (test)');
+        },
+      };
+      const err = await runIn(o, { stream: collect().stream }, [STAGES[0], alwaysDamaged]).then(
+        () => expect.fail('should fail'),
+        (e) => e,
+      );
+      expect(err).to.be.instanceOf(DamagedEntryError);
+      expect(err.message).to.match(/data\.arrow: cannot be decoded \(test\)/);
+      // Moved aside and recomputed once, not more.
+      expect((await readdir(path.join(o.cacheDir, 'data'))).filter((n) => n.startsWith('.damaged-'))).to.have.length(1);
+    });
+  });
+
   it('produces files another Arrow implementation reads (polars, when installed)', async function () {
     const pl = await optionalPolars(this);
     const result = await run();
@@ -126,6 +186,18 @@ describe('runner/pipeline (data + tokenize on repo fixtures)', () => {
     expect(data.columns).to.deep.equal(['id', 'text', 'label', 'split']);
   });
 });
+
+/** A stream that keeps what is written to it. */
+function collect(): { stream: NodeJS.WritableStream; text: () => string } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write: (c, _e, cb) => {
+      chunks.push(String(c));
+      cb();
+    },
+  });
+  return { stream, text: () => chunks.join('') };
+}
 
 function devNull(): NodeJS.WritableStream {
   return new Writable({ write: (_c, _e, cb) => cb() });
