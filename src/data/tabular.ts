@@ -77,7 +77,8 @@ interface ColumnIndexes {
 
 /** Maps configured column names to header positions; a missing text/label (or explicit id) column is a UserError. */
 export function resolveCsvColumns(file: string, headerLine: number, header: string[], columns: TabularColumns): ColumnIndexes {
-  const shown = header.map((h) => JSON.stringify(h)).join(', ');
+  const shortened = header.slice(0, 20).map((h) => JSON.stringify(h.length > 40 ? `${h.slice(0, 40)}…` : h));
+  const shown = shortened.join(', ') + (header.length > 20 ? `, … (${header.length} columns)` : '');
   const require = (name: string, key: string): number => {
     const index = findColumn(header, name);
     if (index === -1) {
@@ -95,14 +96,34 @@ export function resolveCsvColumns(file: string, headerLine: number, header: stri
 }
 
 export function parseCsvHeader(line: string, delimiter: string): string[] {
-  const records = parseCsvSync(line, { delimiter, relax_quotes: true }) as string[][];
-  return records[0] ?? [];
+  try {
+    const records = parseCsvSync(line, { delimiter, relax_quotes: true, relax_column_count: true }) as string[][];
+    return records[0] ?? [];
+  } catch {
+    // An unclosed quote in the header: the reader reports it with its position.
+    return line.split(delimiter);
+  }
+}
+
+/** Whether the start of a file looks binary (a NUL byte in its first 8 KiB): no text format has one. */
+async function looksBinary(file: string): Promise<boolean> {
+  const handle = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(8192);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    return buf.subarray(0, bytesRead).includes(0);
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Checks a file's header (CSV) or first row (JSONL) names the configured columns, without reading further. */
 export async function checkTabularHead(file: TabularFile, columns: TabularColumns): Promise<void> {
   const { size } = await stat(file.path);
   if (size === 0) throw new UserError(`${displayPath(file.path)}: the file is empty`);
+  if (await looksBinary(file.path)) {
+    throw new UserError(`${displayPath(file.path)}: this is a binary file, not ${file.format === 'csv' ? 'CSV' : 'JSONL'} text (it holds NUL bytes)`);
+  }
   const first = await readFirstLine(file.path);
   if (file.format === 'csv') {
     resolveCsvColumns(file.path, 1, parseCsvHeader(first, file.delimiter ?? ','), columns);
@@ -239,6 +260,8 @@ export interface CsvRecord {
   line: number;
   /** Some of the record's bytes were not UTF-8 (decoded as U+FFFD). */
   nonUtf8: boolean;
+  /** Set when csv-parse could not read this record (record is then empty); reading goes on after it. */
+  error?: string;
 }
 
 /**
@@ -305,8 +328,11 @@ export async function* readCsvRecords(
   input: NodeJS.ReadableStream,
   label: string,
   delimiter: string,
-  opts: { signal?: AbortSignal; countBytes?: (n: number) => void; skipEmptyLines?: boolean } = {},
+  opts: { signal?: AbortSignal; countBytes?: (n: number) => void } = {},
 ): AsyncGenerator<CsvRecord> {
+  // Errors are taken through on_skip rather than thrown: a thrown error would drop the records csv-parse has
+  // already parsed but not yet handed out, and those must be given before the error.
+  const skipped: { error: Error & { code?: string; bytes?: number }; raw: string }[] = [];
   const parser = parseCsvStream({
     delimiter,
     bom: true,
@@ -314,7 +340,9 @@ export async function* readCsvRecords(
     raw: true,
     relax_column_count: true,
     relax_quotes: true,
-    skip_empty_lines: opts.skipEmptyLines ?? true,
+    skip_empty_lines: true,
+    skip_records_with_error: true,
+    on_skip: (error, raw) => void skipped.push({ error: error as Error & { code?: string; bytes?: number }, raw: raw ?? '' }),
   });
   const utf8 = new Utf8Tracker();
   input.on('data', (chunk: Buffer | string) => {
@@ -328,38 +356,39 @@ export async function* readCsvRecords(
   // csv-parse's info.lines drifts on CRLF files, so lines are counted from each record's raw text, where a CRLF
   // record delimiter shows as a lone \r and skipped empty lines come first.
   let nextLine = 1;
+  const startOf = (raw: string): number => {
+    const leading = /^(?:\r\n|\r|\n)*/.exec(raw)![0];
+    nextLine += countLineBreaks(leading);
+    const line = nextLine;
+    nextLine += countLineBreaks(raw.slice(leading.length));
+    return line;
+  };
+  /** A record csv-parse skipped: fatal when nothing after it can be read, else an error record. */
+  const failed = ({ error, raw }: (typeof skipped)[number]): CsvRecord => {
+    const leading = /^(?:\r\n|\r|\n)*/.exec(raw)![0];
+    const line = startOf(raw);
+    if (error.code === 'CSV_QUOTE_NOT_CLOSED') {
+      const quote = findUnclosedQuote(raw.slice(leading.length), delimiter);
+      const where =
+        quote === undefined
+          ? `${label}:${line}: unclosed quote`
+          : quote.line === 0
+            ? `${label}:${line}:${quote.col}: unclosed quote`
+            : `${label}:${line}: unclosed quote at line ${line + quote.line}, column ${quote.col}`;
+      throw new UserError(`${where} (the record starts here)`, [
+        'a quoted field never ends, so the rest of the file cannot be read as CSV; close the quote, or double the quotes inside it ("")',
+      ]);
+    }
+    return { record: [], line, nonUtf8: false, error: messageOf(error).replace(/ at line \d+.*$/, '') };
+  };
   try {
     for await (const item of parser as AsyncIterable<{ record: string[]; raw: string; info: { bytes: number } }>) {
       opts.signal?.throwIfAborted();
-      const { record, raw } = item;
-      const leading = /^(?:\r\n|\r|\n)*/.exec(raw)![0];
-      nextLine += countLineBreaks(leading);
-      const line = nextLine;
-      nextLine += countLineBreaks(raw.slice(leading.length));
-      yield { record, line, nonUtf8: utf8.takeBefore(item.info.bytes) };
+      while (skipped.length > 0 && (skipped[0]!.error.bytes ?? 0) < item.info.bytes) yield failed(skipped.shift()!);
+      const line = startOf(item.raw);
+      yield { record: item.record, line, nonUtf8: utf8.takeBefore(item.info.bytes) };
     }
-  } catch (e) {
-    if (e instanceof UserError || opts.signal?.aborted) throw e;
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('CSV_')) {
-      const raw = typeof (e as { raw?: unknown }).raw === 'string' ? ((e as { raw: string }).raw as string) : '';
-      const leading = /^(?:\r\n|\r|\n)*/.exec(raw)![0];
-      const start = nextLine + countLineBreaks(leading);
-      if (code === 'CSV_QUOTE_NOT_CLOSED') {
-        const quote = findUnclosedQuote(raw.slice(leading.length), delimiter);
-        const where =
-          quote === undefined
-            ? `${label}:${start}: unclosed quote`
-            : quote.line === 0
-              ? `${label}:${start}:${quote.col}: unclosed quote`
-              : `${label}:${start}: unclosed quote at line ${start + quote.line}, column ${quote.col}`;
-        throw new UserError(`${where} (the record starts here)`, [
-          'a quoted field never ends, so the rest of the file cannot be read as CSV; close the quote, or double the quotes inside it ("")',
-        ]);
-      }
-      throw new UserError(`${label}:${start}: ${messageOf(e)}`, [`check the quoting, or the delimiter (now ${JSON.stringify(delimiter)})`]);
-    }
-    throw e;
+    while (skipped.length > 0) yield failed(skipped.shift()!);
   } finally {
     (input as { destroy?: () => void }).destroy?.();
     parser.destroy();
@@ -370,10 +399,11 @@ async function* readCsv(ctx: RowContext, countBytes: ByteCounter, opts: ReadOpti
   const { file } = ctx;
   let header: string[] | undefined;
   let indexes: ColumnIndexes | undefined;
-  for await (const { record, line, nonUtf8 } of readCsvRecords(createReadStream(file.path), displayPath(file.path), file.delimiter ?? ',', {
+  for await (const { record, line, nonUtf8, error } of readCsvRecords(createReadStream(file.path), displayPath(file.path), file.delimiter ?? ',', {
     signal: opts.signal,
     countBytes,
   })) {
+    if (error !== undefined) throw rowError(file.path, line, error, ['check the quoting, or set DATASET.delimiter']);
     if (!header) {
       header = record;
       indexes = resolveCsvColumns(file.path, line, header, ctx.columns);

@@ -95,7 +95,7 @@ function checkBothClasses(examples: Example[], classes: [string, string], target
   const problems = (['train', 'valid', 'test'] as const)
     .filter((split) => counts[split][0] === 0 || counts[split][1] === 0)
     .map((split) => {
-      const order = n1 > 0 ? [1, 0] : [0, 1];
+      const order = counts[split][1] > 0 ? [1, 0] : [0, 1];
       return `split "${split}" has only one class (${order.map((l) => `${names[l]}: ${counts[split][l]}`).join(', ')})`;
     });
   if (problems.length === 0) return;

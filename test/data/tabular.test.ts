@@ -159,8 +159,8 @@ describe('data: JSONL and CSV files', () => {
     }
 
     const csvCases: [string, string, Record<string, unknown>, (string | RegExp)[]][] = [
-      ['a short row', 'text,label\na,1\nb\n', {}, ['bad.csv:3:', 'expected 2 fields but found 1']],
-      ['an unclosed quote', 'text,label\na,1\n"b,0\nc,1\n', {}, ['bad.csv:3:', 'Quote']],
+      ['a short row', 'text,label\na,1\nb\n', {}, ['bad.csv:3:', 'row has 1 field, header has 2']],
+      ['an unclosed quote', 'text,label\na,1\n"b,0\nc,1\n', {}, ['bad.csv:3:1: unclosed quote (the record starts here)']],
       ['an empty text', 'text,label\na,1\n"",0\n', {}, ['bad.csv:3:', 'empty text']],
       ['an empty label', 'text,label\na,1\nb,\n', {}, ['bad.csv:3:', '"label"']],
       ['an unmappable label', 'text;label\na;1\n"multi\nline";yes\n', {}, ['bad.csv:3:', '"yes"']],
