@@ -259,18 +259,24 @@ export async function openRowWriter(out: string | undefined, stdout: NodeJS.Writ
       new arrow.Field('error', new arrow.Utf8(), true),
     ]);
     const writer = await ArrowFileWriter.create(out!, schema);
-    return {
-      async write(rows: InferRow[]) {
-        if (rows.length === 0) return;
-        await writer.write([
+    let wrote = false;
+    const write = async (rows: InferRow[]) => {
+      wrote = true;
+      await writer.write([
           arrow.vectorFromArray(rows.map((r) => r.line), new arrow.Int32()).data[0],
           arrow.vectorFromArray(rows.map((r) => r.text), new arrow.Utf8()).data[0],
           arrow.vectorFromArray(rows.map((r) => r.probability), new arrow.Float64()).data[0],
           arrow.vectorFromArray(rows.map((r) => r.label), new arrow.Utf8()).data[0],
           arrow.vectorFromArray(rows.map((r) => r.error ?? null), new arrow.Utf8()).data[0],
-        ]);
+      ]);
+    };
+    return {
+      write,
+      // No rows: one empty batch, so the file still holds the schema and is a valid Arrow file.
+      close: async () => {
+        if (!wrote) await write([]);
+        await writer.close();
       },
-      close: () => writer.close().then(() => undefined),
     };
   }
   const stream: NodeJS.WritableStream = out ? createWriteStream(out) : stdout;

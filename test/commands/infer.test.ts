@@ -199,6 +199,12 @@ describe('sentiment infer, export, and run with TRAIN: false', function () {
       expect(r.stderr).to.contain(`warning: --file ${empty}: no rows`);
       const json = await sentiment(['infer', '--config', file, '--file', empty, '--json'], env);
       expect(JSON.parse(json.stdout)).to.deep.equal([]);
+      // An Arrow output still holds the schema.
+      const outArrow = path.join(dir, 'empty.arrow');
+      expect((await sentiment(['infer', '--config', file, '--file', empty, '--out', outArrow], env)).code).to.equal(0);
+      const fields: string[][] = [];
+      for await (const b of readArrowBatches(outArrow)) fields.push(b.schema.fields.map((f) => f.name));
+      expect(fields[0]).to.deep.equal(['line', 'text', 'probability', 'label', 'error']);
     });
 
     it('--file - reads lines from stdin, or CSV with --format csv', async () => {
