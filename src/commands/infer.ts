@@ -15,7 +15,11 @@ export default class Infer extends SentimentCommand {
     model: Flags.string({ description: 'A folder written by `sentiment export`.', exactlyOne: ['config', 'model'] }),
     set: setFlag,
     text: Flags.string({ description: 'One text to predict.', exactlyOne: ['text', 'file'] }),
-    file: Flags.string({ description: 'Texts to predict: .txt (one per line), .csv or .jsonl.', exactlyOne: ['text', 'file'] }),
+    file: Flags.string({
+      description: 'Texts to predict: .txt (one per line), .csv/.tsv or .jsonl; `-` reads stdin (lines of text unless --format). One output row per input record, in order.',
+      exactlyOne: ['text', 'file'],
+    }),
+    format: Flags.string({ description: 'Read --file as this format instead of by its extension (stdin: txt by default).', options: ['txt', 'csv', 'jsonl'], dependsOn: ['file'] }),
     'text-column': Flags.string({ description: 'Column (CSV) or field (JSONL) holding the text.', default: 'text' }),
     out: Flags.string({ description: 'Write --file results to .csv, .jsonl or .arrow (default: JSON lines on stdout).', dependsOn: ['file'] }),
     json: Flags.boolean({ description: 'Print JSON: {"text","probability","label"}, or an array of those for --file.', default: false }),
@@ -24,7 +28,10 @@ export default class Infer extends SentimentCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Infer);
-    const { openPredictor, readTextRows, openRowWriter, inferFile } = await import('../runner/infer.js');
+    const { openPredictor, readTextRows, openRowWriter, inferFile, checkInputFile, checkOutputFile, inputLabel } = await import('../runner/infer.js');
+    // Bad --file / --out are reported before the model is loaded.
+    const format = flags.file !== undefined ? await checkInputFile(flags.file, flags.format) : undefined;
+    if (flags.out !== undefined) await checkOutputFile(flags.out, flags.file);
     const { predictor, close } = await openPredictor({ config: flags.config, model: flags.model, sets: flags.set, cacheDir: flags['cache-dir'] });
     try {
       if (flags.text !== undefined) {
@@ -32,18 +39,33 @@ export default class Infer extends SentimentCommand {
         this.log(flags.json ? JSON.stringify(p) : `${JSON.stringify(p.text)}: ${p.probability.toFixed(4)} → ${p.label}`);
         return;
       }
+      const file = flags.file!;
+      const label = inputLabel(file);
       const collected: unknown[] = [];
       // --json without --out: one JSON array on stdout, so rows are collected.
-      const writer = flags.json && !flags.out ? { write: async (rows: unknown[]) => void collected.push(...rows), close: async () => {} } : await openRowWriter(flags.out, process.stdout);
+      const toArray = flags.json && !flags.out;
+      const writer = toArray ? { write: async (rows: unknown[]) => void collected.push(...rows), close: async () => {} } : await openRowWriter(flags.out, process.stdout);
       let last = 0;
       const started = performance.now();
-      const counts = await inferFile(predictor, readTextRows(flags.file!, flags['text-column']), writer.write, (done) => {
-        if (performance.now() - last < 2000) return;
-        last = performance.now();
-        process.stderr.write(`${done.toLocaleString('en-US')} rows · ${Math.round(done / ((last - started) / 1000)).toLocaleString('en-US')} rows/s\n`);
-      });
-      await writer.close();
-      if (flags.json && !flags.out) this.log(JSON.stringify(collected));
+      let counts: Awaited<ReturnType<typeof inferFile>> | undefined;
+      try {
+        counts = await inferFile(predictor, readTextRows(file, flags['text-column'], { format }), writer.write, (done) => {
+          if (performance.now() - last < 2000) return;
+          last = performance.now();
+          process.stderr.write(`${done.toLocaleString('en-US')} rows · ${Math.round(done / ((last - started) / 1000)).toLocaleString('en-US')} rows/s\n`);
+        });
+      } finally {
+        // Also when reading stopped part-way: the rows predicted so far are written out whole.
+        await writer.close();
+        if (toArray) this.log(JSON.stringify(collected));
+      }
+      if (counts.nonUtf8 > 0) {
+        process.stderr.write(`warning: ${counts.nonUtf8} row${counts.nonUtf8 === 1 ? '' : 's'} had bytes that are not UTF-8 (first at ${label}:${counts.firstNonUtf8}); they were read as U+FFFD\n`);
+      }
+      if (counts.rows === 0) {
+        process.stderr.write(`warning: --file ${label}: no rows\n`);
+        return;
+      }
       const seconds = (performance.now() - started) / 1000;
       process.stderr.write(`${counts.rows.toLocaleString('en-US')} rows in ${seconds.toFixed(1)}s${counts.errors ? `; ${counts.errors} without usable text (marked with "error")` : ''}${flags.out ? ` → ${flags.out}` : ''}\n`);
     } finally {

@@ -3,6 +3,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
 import { UserError, messageOf } from '../runner/errors.js';
+import { firstNonUtf8 } from './lines.js';
 import { displayPath, throttledProgress, type ReadOptions, type SourceExample, type SourceSplit } from './types.js';
 
 const SPLITS: readonly SourceSplit[] = ['train', 'test'];
@@ -82,6 +83,13 @@ function keyFromFolderPath(file: string): AclImdbKey {
 
 const BATCH_FILES = 256;
 
+/** Tells opts.onNonUtf8 about a review whose bytes are not all UTF-8, with the line of the first such byte. */
+function reportNonUtf8(opts: ReadOptions, file: string, bytes: Buffer): void {
+  if (!opts.onNonUtf8) return;
+  const at = firstNonUtf8(bytes);
+  if (at) opts.onNonUtf8({ file, line: at.line });
+}
+
 /**
  * Reads the files listed by listAclImdbFolder, in that order. Small synchronous reads in batches are several times
  * faster than one async readFile per review (4 syscalls through the thread pool each); yielding to the event loop
@@ -94,14 +102,15 @@ export async function* readAclImdbFolder(files: string[], opts: ReadOptions): As
     opts.signal?.throwIfAborted();
     const batch = files.slice(start, start + BATCH_FILES).map((file) => {
       try {
-        return { file, text: readFileSync(file, 'utf8') };
+        return { file, bytes: readFileSync(file) };
       } catch (e) {
         throw new UserError(`DATASET: could not read ${displayPath(file)}: ${messageOf(e)}`);
       }
     });
-    for (const { file, text } of batch) {
+    for (const { file, bytes } of batch) {
       const key = keyFromFolderPath(file);
-      yield { id: idOf(key), text, classIndex: key.classIndex, source: key.source };
+      reportNonUtf8(opts, file, bytes);
+      yield { id: idOf(key), text: bytes.toString('utf8'), classIndex: key.classIndex, source: key.source };
     }
     progress.update(start + batch.length);
   }
@@ -187,8 +196,10 @@ export async function* readAclImdbTar(file: string, opts: ReadOptions): AsyncGen
   for (let i = 0; i < entries.length; i++) {
     signal?.throwIfAborted();
     const { key, chunks } = entries[i]!;
-    const text = Buffer.concat(chunks).toString('utf8');
+    const bytes = Buffer.concat(chunks);
+    const text = bytes.toString('utf8');
     entries[i]!.chunks = []; // let the text already handed out be collected
+    reportNonUtf8(opts, `${file} (${idOf(key)}.txt)`, bytes);
     yield { id: idOf(key), text, classIndex: key.classIndex, source: key.source };
   }
 }

@@ -1,9 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import readline from 'node:readline';
 import { parse as parseCsvStream } from 'csv-parse';
 import { parse as parseCsvSync } from 'csv-parse/sync';
 import { UserError, messageOf } from '../runner/errors.js';
+import { splitLines, Utf8Tracker } from './lines.js';
 import {
   displayPath,
   throttledProgress,
@@ -77,7 +77,8 @@ interface ColumnIndexes {
 
 /** Maps configured column names to header positions; a missing text/label (or explicit id) column is a UserError. */
 export function resolveCsvColumns(file: string, headerLine: number, header: string[], columns: TabularColumns): ColumnIndexes {
-  const shown = header.map((h) => JSON.stringify(h)).join(', ');
+  const shortened = header.slice(0, 20).map((h) => JSON.stringify(h.length > 40 ? `${h.slice(0, 40)}…` : h));
+  const shown = shortened.join(', ') + (header.length > 20 ? `, … (${header.length} columns)` : '');
   const require = (name: string, key: string): number => {
     const index = findColumn(header, name);
     if (index === -1) {
@@ -95,14 +96,34 @@ export function resolveCsvColumns(file: string, headerLine: number, header: stri
 }
 
 export function parseCsvHeader(line: string, delimiter: string): string[] {
-  const records = parseCsvSync(line, { delimiter, relax_quotes: true }) as string[][];
-  return records[0] ?? [];
+  try {
+    const records = parseCsvSync(line, { delimiter, relax_quotes: true, relax_column_count: true }) as string[][];
+    return records[0] ?? [];
+  } catch {
+    // An unclosed quote in the header: the reader reports it with its position.
+    return line.split(delimiter);
+  }
+}
+
+/** Whether the start of a file looks binary (a NUL byte in its first 8 KiB): no text format has one. */
+async function looksBinary(file: string): Promise<boolean> {
+  const handle = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(8192);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    return buf.subarray(0, bytesRead).includes(0);
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Checks a file's header (CSV) or first row (JSONL) names the configured columns, without reading further. */
 export async function checkTabularHead(file: TabularFile, columns: TabularColumns): Promise<void> {
   const { size } = await stat(file.path);
   if (size === 0) throw new UserError(`${displayPath(file.path)}: the file is empty`);
+  if (await looksBinary(file.path)) {
+    throw new UserError(`${displayPath(file.path)}: this is a binary file, not ${file.format === 'csv' ? 'CSV' : 'JSONL'} text (it holds NUL bytes)`);
+  }
   const first = await readFirstLine(file.path);
   if (file.format === 'csv') {
     resolveCsvColumns(file.path, 1, parseCsvHeader(first, file.delimiter ?? ','), columns);
@@ -200,17 +221,14 @@ function toExample(
 
 type ByteCounter = (n: number) => void;
 
-async function* readJsonl(ctx: RowContext, countBytes: ByteCounter, signal?: AbortSignal): AsyncGenerator<SourceExample> {
+async function* readJsonl(ctx: RowContext, countBytes: ByteCounter, opts: ReadOptions): AsyncGenerator<SourceExample> {
   const input = createReadStream(ctx.file.path);
   input.on('data', (chunk) => countBytes(chunk.length));
-  const lines = readline.createInterface({ input, crlfDelay: Infinity });
   const { columns } = ctx;
-  let lineNo = 0;
   try {
-    for await (let line of lines) {
-      lineNo++;
-      signal?.throwIfAborted();
-      if (lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
+    // Lines end at \n only (a JSON text holds no raw line breaks); the BOM is skipped.
+    for await (const { line: lineNo, text: line, nonUtf8 } of splitLines(input)) {
+      opts.signal?.throwIfAborted();
       if (line.trim() === '') continue;
       let row: unknown;
       try {
@@ -222,10 +240,10 @@ async function* readJsonl(ctx: RowContext, countBytes: ByteCounter, signal?: Abo
         throw rowError(ctx.file.path, lineNo, `expected a JSON object, found ${describeType(row)}`);
       }
       const r = row as Record<string, unknown>;
+      if (nonUtf8) opts.onNonUtf8?.({ file: ctx.file.path, line: lineNo });
       yield toExample(ctx, lineNo, r[columns.text], r[columns.label], columns.id === null ? undefined : r[columns.id]);
     }
   } finally {
-    lines.close();
     input.destroy();
   }
 }
@@ -236,58 +254,169 @@ function countLineBreaks(s: string): number {
   return s.match(LINE_BREAK)?.length ?? 0;
 }
 
-async function* readCsv(ctx: RowContext, countBytes: ByteCounter, signal?: AbortSignal): AsyncGenerator<SourceExample> {
-  const { file } = ctx;
-  const input = createReadStream(file.path);
-  input.on('data', (chunk) => countBytes(chunk.length));
+/** A CSV record with the line it starts on (1-based, past any skipped empty lines). */
+export interface CsvRecord {
+  record: string[];
+  line: number;
+  /** Some of the record's bytes were not UTF-8 (decoded as U+FFFD). */
+  nonUtf8: boolean;
+  /** Set when csv-parse could not read this record (record is then empty); reading goes on after it. */
+  error?: string;
+}
+
+/**
+ * Where the quote that never closes is in a record's raw text, read the way csv-parse reads with relax_quotes:
+ * a quote opens a quoted field only at the start of a field; inside, `""` is a quote and a `"` ends the quoting.
+ */
+export function findUnclosedQuote(raw: string, delimiter: string): { line: number; col: number } | undefined {
+  let line = 0;
+  let lineStart = 0;
+  let fieldStart = true;
+  let i = 0;
+  while (i < raw.length) {
+    const ch = raw[i]!;
+    if (fieldStart && ch === '"') {
+      const open = { line, col: i - lineStart + 1 };
+      let j = i + 1;
+      let closed = false;
+      while (j < raw.length) {
+        if (raw[j] === '"') {
+          if (raw[j + 1] === '"') {
+            j += 2;
+            continue;
+          }
+          closed = true;
+          break;
+        }
+        if (raw[j] === '\n' || (raw[j] === '\r' && raw[j + 1] !== '\n')) {
+          line++;
+          lineStart = j + 1;
+        }
+        j++;
+      }
+      if (!closed) return open;
+      i = j + 1;
+      fieldStart = false;
+      continue;
+    }
+    if (raw.startsWith(delimiter, i)) {
+      fieldStart = true;
+      i += delimiter.length;
+      continue;
+    }
+    if (ch === '\n' || ch === '\r') {
+      if (ch === '\r' && raw[i + 1] === '\n') i++;
+      line++;
+      lineStart = i + 1;
+      fieldStart = true;
+      i++;
+      continue;
+    }
+    fieldStart = false;
+    i++;
+  }
+  return undefined;
+}
+
+/**
+ * Streams the records of a CSV file (header included) with the line each starts on. Quotes inside unquoted
+ * fields are kept as text (relax_quotes) and records may have any number of fields: callers compare with the
+ * header. A record csv-parse cannot read (a quote that never closes swallows the rest of the file) is a
+ * UserError naming `label:line:col` where that record begins, raised after every record before it was given.
+ */
+export async function* readCsvRecords(
+  input: NodeJS.ReadableStream,
+  label: string,
+  delimiter: string,
+  opts: { signal?: AbortSignal; countBytes?: (n: number) => void } = {},
+): AsyncGenerator<CsvRecord> {
+  // Errors are taken through on_skip rather than thrown: a thrown error would drop the records csv-parse has
+  // already parsed but not yet handed out, and those must be given before the error.
+  const skipped: { error: Error & { code?: string; bytes?: number }; raw: string }[] = [];
   const parser = parseCsvStream({
-    delimiter: file.delimiter ?? ',',
+    delimiter,
     bom: true,
     info: true,
     raw: true,
     relax_column_count: true,
     relax_quotes: true,
     skip_empty_lines: true,
+    skip_records_with_error: true,
+    on_skip: (error, raw) => void skipped.push({ error: error as Error & { code?: string; bytes?: number }, raw: raw ?? '' }),
   });
+  const utf8 = new Utf8Tracker();
+  input.on('data', (chunk: Buffer | string) => {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    utf8.push(buf);
+    opts.countBytes?.(buf.length);
+  });
+  input.on('end', () => utf8.end());
   input.on('error', (e) => parser.destroy(e));
   input.pipe(parser);
   // csv-parse's info.lines drifts on CRLF files, so lines are counted from each record's raw text, where a CRLF
   // record delimiter shows as a lone \r and skipped empty lines come first.
   let nextLine = 1;
+  const startOf = (raw: string): number => {
+    const leading = /^(?:\r\n|\r|\n)*/.exec(raw)![0];
+    nextLine += countLineBreaks(leading);
+    const line = nextLine;
+    nextLine += countLineBreaks(raw.slice(leading.length));
+    return line;
+  };
+  /** A record csv-parse skipped: fatal when nothing after it can be read, else an error record. */
+  const failed = ({ error, raw }: (typeof skipped)[number]): CsvRecord => {
+    const leading = /^(?:\r\n|\r|\n)*/.exec(raw)![0];
+    const line = startOf(raw);
+    if (error.code === 'CSV_QUOTE_NOT_CLOSED') {
+      const quote = findUnclosedQuote(raw.slice(leading.length), delimiter);
+      const where =
+        quote === undefined
+          ? `${label}:${line}: unclosed quote`
+          : quote.line === 0
+            ? `${label}:${line}:${quote.col}: unclosed quote`
+            : `${label}:${line}: unclosed quote at line ${line + quote.line}, column ${quote.col}`;
+      throw new UserError(`${where} (the record starts here)`, [
+        'a quoted field never ends, so the rest of the file cannot be read as CSV; close the quote, or double the quotes inside it ("")',
+      ]);
+    }
+    return { record: [], line, nonUtf8: false, error: messageOf(error).replace(/ at line \d+.*$/, '') };
+  };
+  try {
+    for await (const item of parser as AsyncIterable<{ record: string[]; raw: string; info: { bytes: number } }>) {
+      opts.signal?.throwIfAborted();
+      while (skipped.length > 0 && (skipped[0]!.error.bytes ?? 0) < item.info.bytes) yield failed(skipped.shift()!);
+      const line = startOf(item.raw);
+      yield { record: item.record, line, nonUtf8: utf8.takeBefore(item.info.bytes) };
+    }
+    while (skipped.length > 0) yield failed(skipped.shift()!);
+  } finally {
+    (input as { destroy?: () => void }).destroy?.();
+    parser.destroy();
+  }
+}
+
+async function* readCsv(ctx: RowContext, countBytes: ByteCounter, opts: ReadOptions): AsyncGenerator<SourceExample> {
+  const { file } = ctx;
   let header: string[] | undefined;
   let indexes: ColumnIndexes | undefined;
-  try {
-    for await (const item of parser as AsyncIterable<{ record: string[]; raw: string }>) {
-      signal?.throwIfAborted();
-      const { record, raw } = item;
-      const leading = /^(?:\r\n|\r|\n)*/.exec(raw)![0];
-      nextLine += countLineBreaks(leading);
-      const line = nextLine;
-      nextLine += countLineBreaks(raw.slice(leading.length));
-      if (!header) {
-        header = record;
-        indexes = resolveCsvColumns(file.path, line, header, ctx.columns);
-        continue;
-      }
-      if (record.length !== header.length) {
-        throw rowError(file.path, line, `expected ${header.length} fields but found ${record.length}`, [
-          `check the quoting, or set DATASET.delimiter (now ${JSON.stringify(file.delimiter ?? ',')})`,
-        ]);
-      }
-      const ix = indexes!;
-      yield toExample(ctx, line, record[ix.text], record[ix.label], ix.id === -1 ? undefined : record[ix.id]);
+  for await (const { record, line, nonUtf8, error } of readCsvRecords(createReadStream(file.path), displayPath(file.path), file.delimiter ?? ',', {
+    signal: opts.signal,
+    countBytes,
+  })) {
+    if (error !== undefined) throw rowError(file.path, line, error, ['check the quoting, or set DATASET.delimiter']);
+    if (!header) {
+      header = record;
+      indexes = resolveCsvColumns(file.path, line, header, ctx.columns);
+      continue;
     }
-  } catch (e) {
-    if (e instanceof UserError || signal?.aborted) throw e;
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('CSV_')) {
-      // nextLine: where the record that failed starts, e.g. an unclosed quote's opening line.
-      throw rowError(file.path, nextLine, messageOf(e), [`check the quoting, or set DATASET.delimiter`]);
+    if (record.length !== header.length) {
+      throw rowError(file.path, line, `row has ${record.length} field${record.length === 1 ? '' : 's'}, header has ${header.length}`, [
+        `check the quoting, or set DATASET.delimiter (now ${JSON.stringify(file.delimiter ?? ',')})`,
+      ]);
     }
-    throw e;
-  } finally {
-    input.destroy();
-    parser.destroy();
+    const ix = indexes!;
+    if (nonUtf8) opts.onNonUtf8?.({ file: file.path, line });
+    yield toExample(ctx, line, record[ix.text], record[ix.label], ix.id === -1 ? undefined : record[ix.id]);
   }
   if (!header) throw new UserError(`${displayPath(file.path)}: the file is empty`);
 }
@@ -310,7 +439,7 @@ export async function* readTabular(desc: FilesDescription, opts: ReadOptions): A
       threshold: desc.threshold,
       seenIds: new Map(),
     };
-    const rows = file.format === 'jsonl' ? readJsonl(ctx, countBytes, opts.signal) : readCsv(ctx, countBytes, opts.signal);
+    const rows = file.format === 'jsonl' ? readJsonl(ctx, countBytes, opts) : readCsv(ctx, countBytes, opts);
     for await (const example of rows) yield example;
     if (ctx.seenIds.size === 0) throw new UserError(`${displayPath(file.path)}: no rows`);
   }

@@ -87,6 +87,8 @@ export interface ReadOptions {
   downloadsDir: string;
   onProgress?: (p: ReadProgress) => void;
   signal?: AbortSignal;
+  /** Called once for each example whose bytes were not all UTF-8 (they were read as U+FFFD): its file, and line where there is one. */
+  onNonUtf8?: (where: { file: string; line?: number }) => void;
 }
 
 export const DEFAULT_CLASSES: [string, string] = ['negative', 'positive'];

@@ -5,7 +5,8 @@ import YAML, { isMap, isSeq, isScalar, isPair, LineCounter, type Document, type 
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import ajvErrorsModule from 'ajv-errors';
 import { closest, distance } from 'fastest-levenshtein';
-import { UserError } from './errors.js';
+import { UserError, messageOf } from './errors.js';
+import { firstNonUtf8 } from '../data/lines.js';
 import type { DatasetSpec, ExperimentConfig } from './experiment.generated.js';
 
 /** Every key present: what the schema's defaults give after validation. */
@@ -34,10 +35,14 @@ export interface Problem {
   message: string;
 }
 
+/** At most this many problems are printed; the rest are counted. */
+export const MAX_SHOWN_PROBLEMS = 20;
+
 export class ConfigError extends UserError {
   readonly problems: Problem[];
   constructor(problems: Problem[]) {
-    const lines = problems.map(formatProblem);
+    const lines = problems.slice(0, MAX_SHOWN_PROBLEMS).map(formatProblem);
+    if (problems.length > MAX_SHOWN_PROBLEMS) lines.push(`… and ${problems.length - MAX_SHOWN_PROBLEMS} more`);
     super(lines.join('\n'));
     this.name = 'ConfigError';
     this.problems = problems;
@@ -116,15 +121,35 @@ export interface Origin {
  * than stopping at the first.
  */
 export function parseExperimentFile(file: string, problems: Problem[]): { values: Record<string, unknown>; origin: Origin } | undefined {
-  let text: string;
+  let bytes: Buffer;
   try {
     if (!existsSync(file)) throw new Error('no such file');
-    if (statSync(file).isDirectory()) throw new Error('is a folder, not an experiment file');
-    text = readFileSync(file, 'utf8');
+    const info = statSync(file);
+    if (info.isDirectory()) throw new Error('is a folder, not an experiment file');
+    if (!info.isFile()) throw new Error('not a regular file');
+    if (info.size > MAX_EXPERIMENT_BYTES) throw new Error(`${info.size.toLocaleString('en-US')} bytes is too large for an experiment file (at most ${MAX_EXPERIMENT_BYTES.toLocaleString('en-US')})`);
+    bytes = readFileSync(file);
   } catch (e) {
     problems.push({ where: file, message: `cannot read experiment file: ${(e as Error).message}` });
     return undefined;
   }
+  const nul = bytes.indexOf(0);
+  if (nul !== -1) {
+    const at = positionOf(bytes, nul);
+    problems.push({ where: `${file}:${at.line}:${at.col}`, line: at.line, col: at.col, message: 'this is a binary file, not a YAML experiment file (it holds NUL bytes)' });
+    return undefined;
+  }
+  const bad = firstNonUtf8(bytes);
+  if (bad) {
+    problems.push({
+      where: `${file}:${bad.line}:${bad.col}`,
+      line: bad.line,
+      col: bad.col,
+      message: `byte 0x${bad.byte.toString(16).toUpperCase().padStart(2, '0')} is not UTF-8; save the file as UTF-8`,
+    });
+    return undefined;
+  }
+  const text = bytes.toString('utf8');
   const lines = new LineCounter();
   const doc = YAML.parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const origin: Origin = { label: file, doc, lines };
@@ -144,15 +169,50 @@ export function parseExperimentFile(file: string, problems: Problem[]): { values
   }
   if (!isMap(contents)) {
     const at = lines.linePos(contents.range?.[0] ?? 0);
-    const found = isSeq(contents) ? 'a list' : `a single value (${JSON.stringify((contents as { value?: unknown }).value)})`;
+    const shown = JSON.stringify((contents as { value?: unknown }).value) ?? String((contents as { value?: unknown }).value);
+    const found = isSeq(contents) ? 'a list' : `a single value (${shown.length > 60 ? `${shown.slice(0, 60)}…` : shown})`;
     problems.push({ where: `${file}:${at.line}:${at.col}`, message: `expected a mapping of settings such as \`N_EPOCHS: 5\`, found ${found}` });
     return undefined;
   }
-  return { values: doc.toJS() as Record<string, unknown>, origin };
+  try {
+    return { values: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as Record<string, unknown>, origin };
+  } catch (e) {
+    // yaml refuses to expand aliases past maxAliasCount ("billion laughs"): point at the first alias.
+    let first: Node | undefined;
+    YAML.visit(doc, {
+      Alias(_, node) {
+        first ??= node;
+        return YAML.visit.BREAK;
+      },
+    });
+    const at = lines.linePos(first?.range?.[0] ?? 0);
+    problems.push({
+      where: `${file}:${at.line}:${at.col}`,
+      line: at.line,
+      col: at.col,
+      message: first ? `aliases expand to too many values (over ${MAX_ALIAS_COUNT}; nested aliases, a "billion laughs"); an experiment file needs no such aliases` : firstLine(messageOf(e)),
+    });
+    return undefined;
+  }
+}
+
+/** An experiment file is a few dozen lines; anything this large was given by mistake. */
+const MAX_EXPERIMENT_BYTES = 1 << 20;
+/** yaml's guard against alias expansion ("billion laughs"), stated here so it cannot silently change. */
+const MAX_ALIAS_COUNT = 100;
+
+/** 1-based line and column (in characters) of a byte offset. */
+function positionOf(bytes: Buffer, offset: number): { line: number; col: number } {
+  const before = bytes.subarray(0, offset);
+  let line = 1;
+  for (let i = before.indexOf(0x0a); i !== -1; i = before.indexOf(0x0a, i + 1)) line++;
+  const lineStart = before.lastIndexOf(0x0a) + 1;
+  return { line, col: bytes.subarray(lineStart, offset).toString('utf8').length + 1 };
 }
 
 function firstLine(s: string): string {
-  return s.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+  const line = s.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+  return line.length > 160 ? `${line.slice(0, 160)}…` : line;
 }
 
 function keyAtOffset(doc: Document.Parsed, offset: number): string | undefined {

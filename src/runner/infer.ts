@@ -1,9 +1,9 @@
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { copyFile, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { copyFile, cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import readline from 'node:readline';
 import { Cache, type CacheEntry } from './cache.js';
-import { loadExperiment, type Experiment } from './config.js';
+import { loadExperiment, UsageError, type Experiment } from './config.js';
 import { UserError } from './errors.js';
 import { planStages, stagesUntil } from './pipeline.js';
 import { resolveModelFolder, TOKENIZER_FILES } from './model-files.js';
@@ -40,6 +40,8 @@ const EXPORT_MANIFEST = 'sentiment-model.json';
 /** The cache entries `sentiment run` made for this config (same --set overrides), found by key. */
 async function trainedEntries(configFile: string, sets: string[], cacheDir: string): Promise<{ config: Experiment; modelBaseDir: string; train: CacheEntry; data: CacheEntry; name: string }> {
   const experiment = loadExperiment(configFile, sets);
+  const cacheInfo = await stat(cacheDir).catch(() => undefined);
+  if (cacheInfo && !cacheInfo.isDirectory()) throw new UserError(`--cache-dir ${cacheDir}: is a file, not a folder`);
   const { STAGES } = await import('../stages/index.js');
   const plan = await planStages(experiment, stagesUntil(STAGES, 'train'), new Cache(path.resolve(cacheDir)));
   const train = plan.find((p) => p.stage.name === 'train')!.entry;
@@ -86,55 +88,168 @@ export async function openPredictor(req: InferRequest) {
   };
 }
 
-/** Rows of a .txt (one text per line), .csv or .jsonl file, streamed; unusable rows carry an error. */
-export async function* readTextRows(file: string, textColumn: string): AsyncGenerator<{ line: number; text: string; error?: string }> {
-  if (!existsSync(file)) throw new UserError(`--file ${file}: no such file`);
+/** How an input file of `infer --file` is read. */
+export type TextFormat = 'txt' | 'csv' | 'jsonl';
+export const TEXT_FORMATS: readonly TextFormat[] = ['txt', 'csv', 'jsonl'];
+
+const FORMAT_OF_EXTENSION: Record<string, TextFormat> = { '.txt': 'txt', '.csv': 'csv', '.tsv': 'csv', '.jsonl': 'jsonl', '.ndjson': 'jsonl' };
+
+/** One input record of `infer --file`: its line, its text, or why it has none. */
+export interface TextRow {
+  line: number;
+  text: string;
+  error?: string;
+  /** Some bytes were not UTF-8 and were read as U+FFFD. */
+  nonUtf8?: boolean;
+}
+
+/** `--file` as shown in messages. */
+export function inputLabel(file: string): string {
+  return file === '-' ? 'stdin' : file;
+}
+
+/**
+ * Checks --file before any work: it exists and is a file, and its format is known (from --format, else its
+ * extension; stdin, `-`, is lines of text unless --format says otherwise). Returns the format.
+ */
+export async function checkInputFile(file: string, format?: string): Promise<TextFormat> {
+  if (format !== undefined && !TEXT_FORMATS.includes(format as TextFormat)) {
+    throw new UsageError(`--format ${format}: use one of ${TEXT_FORMATS.join(', ')}`);
+  }
+  if (file === '-') return (format as TextFormat | undefined) ?? 'txt';
+  let info;
+  try {
+    info = await stat(file);
+  } catch {
+    throw new UserError(`--file ${file}: no such file`);
+  }
+  if (info.isDirectory()) throw new UserError(`--file ${file}: is a folder; give a .txt, .csv or .jsonl file`);
+  if (!info.isFile()) throw new UserError(`--file ${file}: not a regular file`);
+  if (format) return format as TextFormat;
   const ext = path.extname(file).toLowerCase();
-  if (ext === '.csv' || ext === '.tsv') {
-    const { parse } = await import('csv-parse');
-    const { detectDelimiter, readFirstLine } = await import('../data/tabular.js');
-    const delimiter = detectDelimiter(await readFirstLine(file));
-    const parser = createReadStream(file).pipe(parse({ delimiter, columns: true, relax_column_count: true, bom: true, info: true }));
-    let checked = false;
-    for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
-      if (!checked) {
-        checked = true;
-        if (!(textColumn in record)) throw new UserError(`--file ${file}: no column "${textColumn}" (columns: ${Object.keys(record).join(', ')}); choose one with --text-column`);
+  const found = FORMAT_OF_EXTENSION[ext];
+  if (!found) {
+    throw new UserError(`--file ${file}: unknown format ${ext ? `"${ext}"` : '(no extension)'}; use a .txt (one text per line), .csv/.tsv or .jsonl file, or say which with --format txt|csv|jsonl`);
+  }
+  return found;
+}
+
+const OUT_EXTENSIONS = ['.csv', '.jsonl', '.ndjson', '.arrow', '.feather'];
+
+/** Checks --out before any work: a known extension, in a folder that exists, not a folder itself, not the input. */
+export async function checkOutputFile(out: string, input?: string): Promise<void> {
+  const ext = path.extname(out).toLowerCase();
+  const exists = await stat(out).catch(() => undefined);
+  if (exists?.isDirectory()) throw new UserError(`--out ${out}: is a folder; give a file name ending in .csv, .jsonl or .arrow`);
+  if (!OUT_EXTENSIONS.includes(ext)) throw new UserError(`--out ${out}: use a .csv, .jsonl or .arrow file`);
+  const parent = path.dirname(path.resolve(out));
+  const dir = await stat(parent).catch(() => undefined);
+  if (!dir) throw new UserError(`--out ${out}: the folder ${path.dirname(out)} does not exist`);
+  if (!dir.isDirectory()) throw new UserError(`--out ${out}: ${path.dirname(out)} is not a folder`);
+  if (input && input !== '-' && path.resolve(input) === path.resolve(out)) throw new UserError(`--out ${out}: is the --file being read; write to another file`);
+}
+
+/** Chunks of a stream, the first ones (up to a line break) read ahead so the CSV delimiter can be detected. */
+async function peekFirstLine(input: NodeJS.ReadableStream): Promise<{ first: string; stream: NodeJS.ReadableStream }> {
+  const iterator = (input as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const next = await iterator.next();
+    if (next.done) break;
+    const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+    head.push(chunk);
+    size += chunk.length;
+    if (chunk.includes(0x0a) || size > 1 << 20) break;
+  }
+  let first = Buffer.concat(head).toString('utf8');
+  if (first.charCodeAt(0) === 0xfeff) first = first.slice(1);
+  const end = first.search(/\r?\n/);
+  const stream = Readable.from(
+    (async function* () {
+      yield* head;
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return;
+        yield next.value;
       }
-      const text = record[textColumn];
-      yield text?.trim() ? { line: info.lines, text } : { line: info.lines, text: text ?? '', error: 'empty text' };
+    })(),
+  );
+  return { first: end === -1 ? first : first.slice(0, end), stream };
+}
+
+/**
+ * Rows of a .txt (one text per line), .csv or .jsonl file (or stdin for `-`), streamed: exactly one row per
+ * input record, with the line it starts on; rows without usable text carry an `error`. Lines end at `\n`
+ * only (a trailing `\r` is dropped), a UTF-8 BOM is skipped, and bytes that are not UTF-8 are read as U+FFFD
+ * and flagged. A CSV record whose field count differs from the header's is an error row; a quote that never
+ * closes (so nothing after it can be read) throws a UserError naming the line where its record begins, after
+ * every row before it has been given.
+ */
+export async function* readTextRows(
+  file: string,
+  textColumn: string,
+  opts: { format?: TextFormat; stdin?: NodeJS.ReadableStream } = {},
+): AsyncGenerator<TextRow> {
+  const format = opts.format ?? (await checkInputFile(file));
+  const label = inputLabel(file);
+  const open = () => (file === '-' ? (opts.stdin ?? process.stdin) : createReadStream(file));
+  if (format === 'csv') {
+    const { detectDelimiter, readCsvRecords } = await import('../data/tabular.js');
+    const { first, stream } = await peekFirstLine(open());
+    const delimiter = detectDelimiter(first);
+    let header: string[] | undefined;
+    let column = -1;
+    for await (const { record, line, nonUtf8, error } of readCsvRecords(stream, label, delimiter)) {
+      if (error !== undefined) {
+        yield { line, text: '', error: `malformed CSV record: ${error}` };
+        continue;
+      }
+      if (!header) {
+        header = record;
+        column = header.indexOf(textColumn);
+        if (column === -1) column = header.findIndex((h) => h.trim() === textColumn);
+        if (column === -1) {
+          const shown = header.slice(0, 20).map((h) => (h.length > 40 ? `${h.slice(0, 40)}…` : h));
+          throw new UserError(`--file ${label}:${line}: no column "${textColumn}" (columns: ${shown.join(', ')}${header.length > 20 ? ', …' : ''}); choose one with --text-column`);
+        }
+        continue;
+      }
+      const text = record[column] ?? '';
+      const flag = nonUtf8 ? { nonUtf8: true } : {};
+      if (record.length !== header.length) yield { line, text, error: `row has ${record.length} field${record.length === 1 ? '' : 's'}, header has ${header.length}`, ...flag };
+      else yield text.trim() ? { line, text, ...flag } : { line, text, error: 'empty text', ...flag };
     }
     return;
   }
-  const lines = readline.createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-  let line = 0;
-  for await (const raw of lines) {
-    line++;
-    if (ext === '.jsonl' || ext === '.ndjson') {
+  const { splitLines } = await import('../data/lines.js');
+  for await (const { line, text: raw, nonUtf8 } of splitLines(open() as AsyncIterable<Buffer>)) {
+    const flag = nonUtf8 ? { nonUtf8: true } : {};
+    if (format === 'jsonl') {
       if (!raw.trim()) {
-        yield { line, text: '', error: 'empty line' };
+        yield { line, text: '', error: 'empty line', ...flag };
         continue;
       }
       let value: unknown;
       try {
         value = JSON.parse(raw);
       } catch (e) {
-        yield { line, text: '', error: `invalid JSON: ${(e as Error).message}` };
+        yield { line, text: '', error: `invalid JSON: ${(e as Error).message}`, ...flag };
         continue;
       }
-      const text = (value as Record<string, unknown> | null)?.[textColumn];
-      if (typeof text !== 'string' || !text.trim()) yield { line, text: typeof text === 'string' ? text : '', error: `no text in field "${textColumn}"` };
-      else yield { line, text };
+      const text = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)[textColumn] : undefined;
+      if (typeof text !== 'string' || !text.trim()) yield { line, text: typeof text === 'string' ? text : '', error: `no text in field "${textColumn}"`, ...flag };
+      else yield { line, text, ...flag };
     } else {
-      yield raw.trim() ? { line, text: raw } : { line, text: raw, error: 'empty line' };
+      yield raw.trim() ? { line, text: raw, ...flag } : { line, text: raw, error: 'empty line', ...flag };
     }
   }
 }
 
-/** Where --file results go: CSV, JSONL or Arrow by --out's extension, or JSON lines on stdout. */
+/** Where --file results go: CSV, JSONL or Arrow by --out's extension, or JSON lines on stdout. Check --out with checkOutputFile first. */
 export async function openRowWriter(out: string | undefined, stdout: NodeJS.WritableStream) {
   const ext = out ? path.extname(out).toLowerCase() : '';
-  if (out) await mkdir(path.dirname(path.resolve(out)), { recursive: true });
+  if (out && !OUT_EXTENSIONS.includes(ext)) throw new UserError(`--out ${out}: use a .csv, .jsonl or .arrow file`);
   if (ext === '.arrow' || ext === '.feather') {
     const schema = new arrow.Schema([
       new arrow.Field('line', new arrow.Int32(), false),
@@ -144,75 +259,127 @@ export async function openRowWriter(out: string | undefined, stdout: NodeJS.Writ
       new arrow.Field('error', new arrow.Utf8(), true),
     ]);
     const writer = await ArrowFileWriter.create(out!, schema);
-    return {
-      async write(rows: InferRow[]) {
-        await writer.write([
+    let wrote = false;
+    const write = async (rows: InferRow[]) => {
+      wrote = true;
+      await writer.write([
           arrow.vectorFromArray(rows.map((r) => r.line), new arrow.Int32()).data[0],
           arrow.vectorFromArray(rows.map((r) => r.text), new arrow.Utf8()).data[0],
           arrow.vectorFromArray(rows.map((r) => r.probability), new arrow.Float64()).data[0],
           arrow.vectorFromArray(rows.map((r) => r.label), new arrow.Utf8()).data[0],
           arrow.vectorFromArray(rows.map((r) => r.error ?? null), new arrow.Utf8()).data[0],
-        ]);
+      ]);
+    };
+    return {
+      write,
+      // No rows: one empty batch, so the file still holds the schema and is a valid Arrow file.
+      close: async () => {
+        if (!wrote) await write([]);
+        await writer.close();
       },
-      close: () => writer.close().then(() => undefined),
     };
   }
-  if (out && ext !== '.csv' && ext !== '.jsonl' && ext !== '.ndjson') throw new UserError(`--out ${out}: use a .csv, .jsonl or .arrow file`);
   const stream: NodeJS.WritableStream = out ? createWriteStream(out) : stdout;
-  const put = (s: string) => (stream.write(s) ? Promise.resolve() : new Promise<void>((r) => stream.once('drain', () => r())));
+  let failed: Error | undefined;
+  if (out) stream.on('error', (e: Error) => (failed = e));
+  const put = (s: string) => {
+    if (failed) return Promise.reject(new UserError(`--out ${out}: ${failed.message}`));
+    return stream.write(s) ? Promise.resolve() : new Promise<void>((r) => stream.once('drain', () => r()));
+  };
+  const close = () =>
+    out
+      ? new Promise<void>((resolve, reject) => {
+          if (failed) reject(new UserError(`--out ${out}: ${failed.message}`));
+          else stream.end(() => resolve());
+        })
+      : Promise.resolve();
   if (ext === '.csv') {
     const { stringify } = await import('csv-stringify/sync');
     await put(stringify([['line', 'text', 'probability', 'label', 'error']]));
     return {
       write: (rows: InferRow[]) => put(stringify(rows.map((r) => [r.line, r.text, r.probability ?? '', r.label ?? '', r.error ?? '']))),
-      close: () => (out ? new Promise<void>((r) => stream.end(() => r())) : Promise.resolve()),
+      close,
     };
   }
   return {
     write: (rows: InferRow[]) => put(rows.map((r) => `${JSON.stringify(r)}\n`).join('')),
-    close: () => (out ? new Promise<void>((r) => stream.end(() => r())) : Promise.resolve()),
+    close,
   };
 }
 
 /** Rows predicted together: bounds memory while streaming a file. */
 const FILE_CHUNK = 256;
 
+export interface InferFileCounts {
+  rows: number;
+  errors: number;
+  /** Rows with bytes that are not UTF-8, and the line of the first. */
+  nonUtf8: number;
+  firstNonUtf8?: number;
+}
+
 /**
  * Predicts every row of a file, streaming: each input row gives exactly one output row, in order (rows
- * without usable text get an `error` instead of a prediction). Returns counts.
+ * without usable text get an `error` instead of a prediction). When reading fails part-way (a CSV quote that
+ * never closes), every row read before is still predicted and written, then the error is thrown.
  */
 export async function inferFile(
   predictor: { predict(texts: string[]): Promise<{ probability: number; label: string }[]> },
-  rows: AsyncIterable<{ line: number; text: string; error?: string }>,
+  rows: AsyncIterable<TextRow>,
   write: (rows: InferRow[]) => Promise<void>,
   onProgress?: (done: number) => void,
-): Promise<{ rows: number; errors: number }> {
-  let chunk: { line: number; text: string; error?: string }[] = [];
-  let done = 0;
-  let errors = 0;
+): Promise<InferFileCounts> {
+  let chunk: TextRow[] = [];
+  const counts: InferFileCounts = { rows: 0, errors: 0, nonUtf8: 0 };
   const flush = async () => {
     const usable = chunk.filter((r) => !r.error);
-    const predictions = await predictor.predict(usable.map((r) => r.text));
+    const predictions = usable.length > 0 ? await predictor.predict(usable.map((r) => r.text)) : [];
     let k = 0;
     const out = chunk.map((r): InferRow => {
+      if (r.nonUtf8) {
+        counts.nonUtf8++;
+        counts.firstNonUtf8 ??= r.line;
+      }
       if (r.error) {
-        errors++;
+        counts.errors++;
         return { line: r.line, text: r.text, probability: null, label: null, error: r.error };
       }
-      const p = predictions[k++];
+      const p = predictions[k++]!;
       return { line: r.line, text: r.text, probability: p.probability, label: p.label };
     });
     await write(out);
-    done += chunk.length;
+    counts.rows += chunk.length;
     chunk = [];
-    onProgress?.(done);
+    onProgress?.(counts.rows);
   };
-  for await (const row of rows) {
-    chunk.push(row);
+  const iterator = rows[Symbol.asyncIterator]();
+  let readError: { error: unknown } | undefined;
+  for (;;) {
+    let next: IteratorResult<TextRow>;
+    try {
+      next = await iterator.next();
+    } catch (error) {
+      readError = { error };
+      break;
+    }
+    if (next.done) break;
+    chunk.push(next.value);
     if (chunk.length >= FILE_CHUNK) await flush();
   }
   if (chunk.length > 0) await flush();
-  return { rows: done, errors };
+  if (readError) throw readError.error;
+  return counts;
+}
+
+/** --out of `sentiment export` must be a new or empty folder, or one an earlier export wrote (it is updated). */
+export async function checkExportFolder(outDir: string): Promise<void> {
+  const info = await stat(outDir).catch(() => undefined);
+  if (!info) return;
+  if (!info.isDirectory()) throw new UserError(`--out ${outDir}: is a file; export writes a folder, so give a new folder name`);
+  const entries = await readdir(outDir);
+  if (entries.length > 0 && !entries.includes(EXPORT_MANIFEST)) {
+    throw new UserError(`--out ${outDir}: the folder is not empty and was not written by \`sentiment export\` (no ${EXPORT_MANIFEST}); give a new or empty folder`);
+  }
 }
 
 /**
@@ -220,6 +387,7 @@ export async function inferFile(
  * classes, and a copy of the encoder's files (tokenizer, config, ONNX weights) under encoder/.
  */
 export async function exportModel(configFile: string, sets: string[], cacheDir: string, outDir: string): Promise<{ dir: string; files: string[] }> {
+  await checkExportFolder(outDir);
   const found = await trainedEntries(configFile, sets, cacheDir);
   const { ENCODER_FILES } = await import('../encoder/encoder.js');
   const folder = await resolveModelFolder(found.config.MODEL, found.modelBaseDir, path.resolve(cacheDir), {

@@ -1,3 +1,4 @@
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import { ConfigError, loadExperiment, loadSchema, parseExperimentFile, suggestKey, whereIs, type LoadedExperiment, type Problem } from './config.js';
@@ -22,6 +23,9 @@ export interface LoadedSweep {
 }
 
 type Origin = { label: string; line?: number; col?: number };
+
+/** More trials than this is a mistake in the grid (each one trains a model). */
+const MAX_TRIALS = 10_000;
 
 /** The grid's combinations, in key order (the last key varies fastest). */
 export function cartesian(grid: Record<string, unknown[]>): { values: Record<string, unknown>; index: Record<string, number> }[] {
@@ -66,11 +70,22 @@ export function loadSweep(file: string, cwd = process.cwd()): LoadedSweep {
   const sweep = parsed.values as unknown as SweepConfig;
   const sweepDir = path.dirname(path.resolve(cwd, file));
   const baseFile = path.resolve(sweepDir, sweep.base);
+  const baseInfo = existsSync(baseFile) ? statSync(baseFile) : undefined;
+  if (!baseInfo || !baseInfo.isFile()) {
+    const why = !baseInfo ? 'no such file' : baseInfo.isDirectory() ? 'is a folder, not an experiment file' : 'not a regular file';
+    problems.push({ where: at(['base']).label, key: 'base', message: `${sweep.base}: ${why} (resolved against the sweep file's folder to ${baseFile})` });
+    throw new ConfigError(problems);
+  }
   const common = (sweep.set ?? {}) as Record<string, unknown>;
   const commonOrigins = Object.fromEntries(Object.keys(common).map((k) => [k, at(['set', k])]));
 
   const specs: { values: Record<string, unknown>; origins: Record<string, Origin> }[] = [];
   const grid = (sweep.grid ?? {}) as Record<string, unknown[]>;
+  const combinations = Object.values(grid).reduce((n, options) => n * options.length, 1);
+  if (combinations > MAX_TRIALS) {
+    problems.push({ where: at(['grid']).label, key: 'grid', message: `${combinations.toLocaleString('en-US')} combinations; a sweep runs at most ${MAX_TRIALS.toLocaleString('en-US')} trials` });
+    throw new ConfigError(problems);
+  }
   if (Object.keys(grid).length > 0) {
     for (const combo of cartesian(grid)) {
       specs.push({ values: combo.values, origins: Object.fromEntries(Object.entries(combo.index).map(([k, i]) => [k, at(['grid', k, String(i)])])) });

@@ -5,6 +5,7 @@ import { datasetSpec, type Experiment } from '../runner/config.js';
 import { UserError } from '../runner/errors.js';
 import type { KeyContext, Stage } from '../runner/stage.js';
 import { describeDataset, readExamples, type SourceExample } from '../data/index.js';
+import { displayPath } from '../data/types.js';
 
 export const DATA_FILE = 'data.arrow';
 export type Split = 'train' | 'valid' | 'test';
@@ -78,7 +79,31 @@ export function splitExamples(source: SourceExample[], classes: [string, string]
       throw new UserError(`DATASET: the ${split} split is empty (check MAX_TRAIN_EXAMPLES, MAX_TEST_EXAMPLES, VALID_RATIO and the dataset's size)`);
     }
   }
+  checkBothClasses(examples, classes, target, config);
   return examples;
+}
+
+/**
+ * Every split must hold both classes: training on one class learns nothing, and valid/test metrics (ROC-AUC,
+ * precision) are undefined. Checked before anything is written, naming the dataset, the split and the counts.
+ */
+function checkBothClasses(examples: Example[], classes: [string, string], target: number, config: Experiment): void {
+  const counts: Record<Split, [number, number]> = { train: [0, 0], valid: [0, 0], test: [0, 0] };
+  for (const e of examples) counts[e.split][e.label]++;
+  // label 1 is TARGET (classes[target]), label 0 the other class.
+  const names = [classes[1 - target]!, classes[target]!];
+  const problems = (['train', 'valid', 'test'] as const)
+    .filter((split) => counts[split][0] === 0 || counts[split][1] === 0)
+    .map((split) => {
+      const order = counts[split][1] > 0 ? [1, 0] : [0, 1];
+      return `split "${split}" has only one class (${order.map((l) => `${names[l]}: ${counts[split][l]}`).join(', ')})`;
+    });
+  if (problems.length === 0) return;
+  const shown = typeof config.DATASET === 'string' ? config.DATASET : (config.DATASET as { path?: string } | undefined)?.path;
+  throw new UserError(`DATASET${shown ? ` ${shown}` : ''}: ${problems[0]}; a classifier needs both`, [
+    ...problems.slice(1).map((p) => `also: ${p}`),
+    'check DATASET.label_column, DATASET.classes or DATASET.threshold; with few rows of a class, lower VALID_RATIO or raise MAX_TRAIN_EXAMPLES / MAX_TEST_EXAMPLES',
+  ]);
 }
 
 const BATCH_ROWS = 2048;
@@ -120,15 +145,24 @@ export const dataStage: Stage = {
   async produce(ctx) {
     const desc = await describe(ctx);
     const source: SourceExample[] = [];
+    const nonUtf8 = { rows: 0, first: undefined as string | undefined };
     for await (const example of readExamples(desc, {
       downloadsDir: path.join(ctx.cache.root, 'downloads'),
       signal: ctx.signal,
       onProgress: (p) => ctx.progress.update(p.done, p.total, p.unit, p.phase === 'download' ? 'download' : 'read'),
+      onNonUtf8: (where) => {
+        nonUtf8.rows++;
+        nonUtf8.first ??= `${displayPath(where.file)}${where.line === undefined ? '' : `:${where.line}`}`;
+      },
     })) {
       source.push(example);
     }
     const spec = datasetSpec(ctx.config);
     const examples = splitExamples(source, desc.classes, desc.hasTest, spec.test_ratio ?? 0.2, ctx.config);
+    if (nonUtf8.rows > 0) {
+      const n = nonUtf8.rows;
+      ctx.progress.log(`warning: ${n.toLocaleString('en-US')} ${n === 1 ? 'example has' : 'examples have'} bytes that are not UTF-8 (first at ${nonUtf8.first}); they were read as U+FFFD`);
+    }
     await writeExamples(path.join(ctx.dir, DATA_FILE), examples);
     const counts: Record<string, { rows: number; target: number }> = {};
     for (const e of examples) {
@@ -136,6 +170,13 @@ export const dataStage: Stage = {
       counts[e.split].rows++;
       counts[e.split].target += e.label;
     }
-    return { rows: examples.length, splits: counts, classes: desc.classes, target: ctx.config.TARGET, files: [DATA_FILE] };
+    return {
+      rows: examples.length,
+      splits: counts,
+      classes: desc.classes,
+      target: ctx.config.TARGET,
+      ...(nonUtf8.rows > 0 && { non_utf8: { rows: nonUtf8.rows, first: nonUtf8.first } }),
+      files: [DATA_FILE],
+    };
   },
 };

@@ -1,14 +1,31 @@
 import { expect } from 'chai';
-import { cp, readFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { readArrowBatches } from '../../src/runner/arrow.js';
 import { runExperiments } from '../../src/runner/run.js';
 import { makeReviews } from '../fixtures/reviews.js';
 import { tinyBert } from '../fixtures/tiny-bert.js';
-import { sentiment, tempDir, writeText } from '../helpers.js';
+import { REPO, sentiment, tempDir, writeText, type CliResult } from '../helpers.js';
 
 const NEGATIVE = 'the movie was terrible. a waste of time.';
+
+/** The CLI with `input` on stdin. */
+async function sentimentWithStdin(args: string[], env: Record<string, string>, input: string): Promise<CliResult> {
+  const { spawn } = await import('node:child_process');
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(REPO, 'bin/run.js'), ...args], { cwd: REPO, env: { ...process.env, CI: '1', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+const NO_TRACE = /\n\s+at /;
+const jsonRows = (stdout: string) => stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { line: number; text: string; probability: number | null; error?: string });
 const POSITIVE = 'the movie was great. highly recommend.';
 
 describe('sentiment infer, export, and run with TRAIN: false', function () {
@@ -102,5 +119,146 @@ describe('sentiment infer, export, and run with TRAIN: false', function () {
     expect(untrained.code).to.equal(1);
     expect(untrained.stderr).to.contain('TRAIN is false, but this config has no trained head yet');
   });
-});
 
+  describe('--file: exactly one output row per input record, and clear errors', () => {
+    it('.txt splits on LF only: a CR inside a line is text, a trailing CR is dropped; a BOM is skipped', async () => {
+      const txt = await writeText(path.join(dir, 'cr.txt'), `\ufeff${POSITIVE}\rstill line one\r\n${NEGATIVE}\r\nthird\n`);
+      const r = await sentiment(['infer', '--config', file, '--file', txt], env);
+      expect(r.code, r.stderr).to.equal(0);
+      const rows = jsonRows(r.stdout);
+      expect(rows.map((x) => x.line)).to.deep.equal([1, 2, 3]);
+      expect(rows.map((x) => x.text)).to.deep.equal([`${POSITIVE}\rstill line one`, NEGATIVE, 'third']);
+      expect(rows.every((x) => typeof x.probability === 'number')).to.equal(true);
+    });
+
+    it('a BOM does not spoil the first .jsonl or .csv row', async () => {
+      const jsonl = await writeText(path.join(dir, 'bom.jsonl'), `\ufeff{"text":"${POSITIVE}"}\n{"text":"${NEGATIVE}"}\n`);
+      const j = jsonRows((await sentiment(['infer', '--config', file, '--file', jsonl], env)).stdout);
+      expect(j.map((x) => [x.line, x.text, x.error])).to.deep.equal([
+        [1, POSITIVE, undefined],
+        [2, NEGATIVE, undefined],
+      ]);
+      const csv = await writeText(path.join(dir, 'bom.csv'), `\ufefftext,id\r\n"${POSITIVE}",1\r\n"${NEGATIVE}",2\r\n`);
+      const c = jsonRows((await sentiment(['infer', '--config', file, '--file', csv], env)).stdout);
+      expect(c.map((x) => [x.line, x.text, x.error])).to.deep.equal([
+        [2, POSITIVE, undefined],
+        [3, NEGATIVE, undefined],
+      ]);
+    });
+
+    it('CSV rows with more or fewer fields than the header get an error row', async () => {
+      const csv = await writeText(path.join(dir, 'fields.csv'), `id,text,x\n1,${POSITIVE},a\n2,bad,b,extra\n3,short\n4,"multi\nline",c\n`);
+      const r = await sentiment(['infer', '--config', file, '--file', csv], env);
+      expect(r.code, r.stderr).to.equal(0);
+      const rows = jsonRows(r.stdout);
+      expect(rows.map((x) => [x.line, x.error ?? null])).to.deep.equal([
+        [2, null],
+        [3, 'row has 4 fields, header has 3'],
+        [4, 'row has 2 fields, header has 3'],
+        [5, null],
+      ]);
+      expect(rows[3]!.text).to.equal('multi\nline');
+    });
+
+    it('an unclosed quote exits 1 naming the line its record began, after writing every row before it', async () => {
+      const good = Array.from({ length: 599 }, (_, i) => `${i + 1},${i % 2 ? POSITIVE : NEGATIVE}`);
+      const csv = await writeText(path.join(dir, 'reviews.csv'), ['id,text', ...good, '600,"never closed', '601,more', '602,and more'].join('\n') + '\n');
+      const out = path.join(dir, 'partial.csv');
+      const r = await sentiment(['infer', '--config', file, '--file', csv, '--out', out], env);
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.contain(`Error: ${csv}:601:5: unclosed quote (the record starts here)`);
+      expect(r.stderr).to.not.match(NO_TRACE);
+      const { parse } = await import('csv-parse/sync');
+      const rows = parse(await readFile(out, 'utf8'), { columns: true }) as { line: string; probability: string }[];
+      expect(rows).to.have.length(599);
+      expect(rows.map((x) => Number(x.line))).to.deep.equal(Array.from({ length: 599 }, (_, i) => i + 2));
+      expect(rows.every((x) => x.probability !== '')).to.equal(true);
+      // The same on stdout as JSON lines.
+      const lines = await sentiment(['infer', '--config', file, '--file', csv], env);
+      expect(lines.code).to.equal(1);
+      expect(jsonRows(lines.stdout).map((x) => x.line)).to.deep.equal(Array.from({ length: 599 }, (_, i) => i + 2));
+    });
+
+    it('predicts rows with bytes that are not UTF-8 and warns once with the count and the first line', async () => {
+      const txt = path.join(dir, 'latin1.txt');
+      await writeFile(txt, Buffer.from(`${POSITIVE}\ncaf\xe9 ${NEGATIVE}\nfine\n\xff\xfe\n`, 'latin1'));
+      const r = await sentiment(['infer', '--config', file, '--file', txt], env);
+      expect(r.code, r.stderr).to.equal(0);
+      const rows = jsonRows(r.stdout);
+      expect(rows.map((x) => x.line)).to.deep.equal([1, 2, 3, 4]);
+      expect(rows[1]!.text).to.equal(`caf\uFFFD ${NEGATIVE}`);
+      expect(rows.every((x) => x.error === undefined)).to.equal(true);
+      expect(r.stderr).to.contain(`warning: 2 rows had bytes that are not UTF-8 (first at ${txt}:2); they were read as U+FFFD`);
+    });
+
+    it('an empty file warns and exits 0 with an empty output', async () => {
+      const empty = await writeText(path.join(dir, 'empty.txt'), '');
+      const r = await sentiment(['infer', '--config', file, '--file', empty], env);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stdout).to.equal('');
+      expect(r.stderr).to.contain(`warning: --file ${empty}: no rows`);
+      const json = await sentiment(['infer', '--config', file, '--file', empty, '--json'], env);
+      expect(JSON.parse(json.stdout)).to.deep.equal([]);
+      // An Arrow output still holds the schema.
+      const outArrow = path.join(dir, 'empty.arrow');
+      expect((await sentiment(['infer', '--config', file, '--file', empty, '--out', outArrow], env)).code).to.equal(0);
+      const fields: string[][] = [];
+      for await (const b of readArrowBatches(outArrow)) fields.push(b.schema.fields.map((f) => f.name));
+      expect(fields[0]).to.deep.equal(['line', 'text', 'probability', 'label', 'error']);
+    });
+
+    it('--file - reads lines from stdin, or CSV with --format csv', async () => {
+      const r = await sentimentWithStdin(['infer', '--config', file, '--file', '-'], env, `${POSITIVE}\n\n${NEGATIVE}`);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(jsonRows(r.stdout).map((x) => [x.line, x.error ?? null])).to.deep.equal([
+        [1, null],
+        [2, 'empty line'],
+        [3, null],
+      ]);
+      const csv = await sentimentWithStdin(['infer', '--config', file, '--file', '-', '--format', 'csv', '--text-column', 'review'], env, `id;review\n1;${POSITIVE}\n2;"open\n`);
+      expect(csv.code).to.equal(1);
+      expect(jsonRows(csv.stdout).map((x) => [x.line, x.text])).to.deep.equal([[2, POSITIVE]]);
+      expect(csv.stderr).to.contain('stdin:3:3: unclosed quote');
+    });
+
+    it('refuses a bad --file or --out by name before loading anything', async () => {
+      await mkdir(path.join(dir, 'a-folder'), { recursive: true });
+      const txt = await writeText(path.join(dir, 'ok.txt'), `${POSITIVE}\n`);
+      const json = await writeText(path.join(dir, 'array.json'), '["a"]');
+      const csvIn = await writeText(path.join(dir, 'same.csv'), `text\n${POSITIVE}\n`);
+      // --set HIDDEN_DIM=3 has no trained head: these errors must come first.
+      const untrained = ['infer', '--config', file, '--set', 'HIDDEN_DIM=3'];
+      const cases: [string[], string][] = [
+        [['--file', path.join(dir, 'a-folder')], `--file ${path.join(dir, 'a-folder')}: is a folder`],
+        [['--file', path.join(dir, 'missing.txt')], `--file ${path.join(dir, 'missing.txt')}: no such file`],
+        [['--file', json], `--file ${json}: unknown format ".json"`],
+        [['--file', txt, '--out', path.join(dir, 'no', 'such', 'out.csv')], `--out ${path.join(dir, 'no', 'such', 'out.csv')}: the folder ${path.join(dir, 'no', 'such')} does not exist`],
+        [['--file', txt, '--out', path.join(dir, 'a-folder')], `--out ${path.join(dir, 'a-folder')}: is a folder`],
+        [['--file', txt, '--out', path.join(dir, 'out.parquet')], `--out ${path.join(dir, 'out.parquet')}: use a .csv, .jsonl or .arrow file`],
+        [['--file', csvIn, '--out', csvIn], `--out ${csvIn}: is the --file being read`],
+      ];
+      for (const [args, message] of cases) {
+        const r = await sentiment([...untrained, ...args], env);
+        expect(r.code, args.join(' ')).to.equal(1);
+        expect(r.stderr, args.join(' ')).to.contain(`Error: ${message}`);
+        expect(r.stderr).to.not.match(NO_TRACE);
+      }
+      expect(await readFile(csvIn, 'utf8')).to.equal(`text\n${POSITIVE}\n`);
+    });
+
+    it('export --out refuses an existing file and a folder it did not write', async () => {
+      const existing = await writeText(path.join(dir, 'model.bin'), 'keep me');
+      const r = await sentiment(['export', '--config', file, '--out', existing], env);
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.contain(`Error: --out ${existing}: is a file; export writes a folder`);
+      expect(r.stderr).to.not.match(NO_TRACE);
+      expect(await readFile(existing, 'utf8')).to.equal('keep me');
+      const foreign = path.join(dir, 'foreign');
+      await mkdir(foreign, { recursive: true });
+      await writeText(path.join(foreign, 'notes.txt'), 'mine');
+      const f = await sentiment(['export', '--config', file, '--out', foreign], env);
+      expect(f.code).to.equal(1);
+      expect(f.stderr).to.contain('the folder is not empty and was not written by `sentiment export`');
+    });
+  });
+});

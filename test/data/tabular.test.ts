@@ -159,8 +159,8 @@ describe('data: JSONL and CSV files', () => {
     }
 
     const csvCases: [string, string, Record<string, unknown>, (string | RegExp)[]][] = [
-      ['a short row', 'text,label\na,1\nb\n', {}, ['bad.csv:3:', 'expected 2 fields but found 1']],
-      ['an unclosed quote', 'text,label\na,1\n"b,0\nc,1\n', {}, ['bad.csv:3:', 'Quote']],
+      ['a short row', 'text,label\na,1\nb\n', {}, ['bad.csv:3:', 'row has 1 field, header has 2']],
+      ['an unclosed quote', 'text,label\na,1\n"b,0\nc,1\n', {}, ['bad.csv:3:1: unclosed quote (the record starts here)']],
       ['an empty text', 'text,label\na,1\n"",0\n', {}, ['bad.csv:3:', 'empty text']],
       ['an empty label', 'text,label\na,1\nb,\n', {}, ['bad.csv:3:', '"label"']],
       ['an unmappable label', 'text;label\na;1\n"multi\nline";yes\n', {}, ['bad.csv:3:', '"yes"']],
@@ -191,6 +191,46 @@ describe('data: JSONL and CSV files', () => {
       await writeFiles(dir, { 'e.jsonl': '', 'blank.jsonl': '\n\n' });
       await expectUserError(describeDataset('e.jsonl', dir), 'e.jsonl', 'empty');
       await expectUserError(collect(await describeDataset('blank.jsonl', dir)), 'blank.jsonl', 'no rows');
+    });
+  });
+
+  describe('line breaks, BOM, bytes that are not UTF-8, and unclosed quotes', () => {
+    it('JSONL lines end at \\n only: a \\r between JSON tokens is whitespace, CRLF is one break', async () => {
+      await writeFiles(dir, { 'r.jsonl': '{"text":"a",\r"label":1}\r\n{"text":"b","label":0}\n' });
+      const rows = await collect(await describeDataset('r.jsonl', dir));
+      expect(rows.map((r) => [r.id, r.text])).to.deep.equal([
+        ['train:1', 'a'],
+        ['train:2', 'b'],
+      ]);
+    });
+
+    it('reports rows with bytes that are not UTF-8 once each, with file and line (JSONL and CSV)', async () => {
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(path.join(dir, 'l.jsonl'), Buffer.from('{"text":"ok","label":1}\n{"text":"caf\xe9","label":0}\n{"text":"\xff\xfe","label":1}\n', 'latin1'));
+      const seen: string[] = [];
+      const rows = await collect(await describeDataset('l.jsonl', dir), { onNonUtf8: (w) => seen.push(`${path.basename(w.file)}:${w.line}`) });
+      expect(rows.map((r) => r.text)).to.deep.equal(['ok', 'caf\uFFFD', '\uFFFD\uFFFD']);
+      expect(seen).to.deep.equal(['l.jsonl:2', 'l.jsonl:3']);
+      seen.length = 0;
+      // The BOM as UTF-8 bytes, then latin-1 text.
+      await writeFile(path.join(dir, 'l.csv'), Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('text,label\r\nok,1\r\n"multi\r\nline caf\xe9",0\r\nfine,1\r\n', 'latin1')]));
+      const csvRows = await collect(await describeDataset('l.csv', dir), { onNonUtf8: (w) => seen.push(`${path.basename(w.file)}:${w.line}`) });
+      expect(csvRows.map((r) => r.id)).to.deep.equal(['train:2', 'train:3', 'train:5']);
+      expect(seen).to.deep.equal(['l.csv:3']);
+    });
+
+    it('CSV: an unclosed quote names file:line:col where its record began, not the end of the file', async () => {
+      await writeFiles(dir, { 'data.csv': 'text,label\nfirst,"1\nsecond,0\nthird,1\n' });
+      const e = await expectUserError(collect(await describeDataset('data.csv', dir)), 'data.csv:2:7: unclosed quote (the record starts here)');
+      expect(e.message).to.not.match(/:5:|line 5/);
+      await writeFiles(dir, { 'later.csv': 'text,label\n"two\nlines",1\n"x\ny",1,"open\nmore\n' });
+      await expectUserError(collect(await describeDataset('later.csv', dir)), 'later.csv:4: unclosed quote at line 5, column 6 (the record starts here)');
+    });
+
+    it('a binary file named .csv is refused by name', async () => {
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(path.join(dir, 'bin.csv'), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 0, 0, 0x0a, 0x0d, 0x2c, 0x2c, 0x0d, 0x0a]));
+      await expectUserError(describeDataset('bin.csv', dir), 'bin.csv: this is a binary file');
     });
   });
 });

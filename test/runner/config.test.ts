@@ -113,4 +113,54 @@ describe('runner/config', () => {
   it('names a missing file', () => {
     expect(() => loadExperiment('/nonexistent/x.yaml')).to.throw(ConfigError, /\/nonexistent\/x\.yaml: cannot read experiment file/);
   });
+
+  describe('hostile files give positioned problems, never a library trace', () => {
+    it('refuses an alias bomb ("billion laughs") at the first alias', async () => {
+      const lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+      let prev = 'a';
+      for (const n of 'bcdefghi') {
+        lines.push(`${n}: &${n} [${Array(9).fill(`*${prev}`).join(',')}]`);
+        prev = n;
+      }
+      const { file, problems } = await problemsOf(`${lines.join('\n')}\n`);
+      expect(problems).to.have.length(1);
+      expect(problems[0].where).to.equal(`${file}:2:8`);
+      expect(problems[0].message).to.match(/aliases expand to too many values/);
+    });
+
+    it('refuses a binary file (a PNG header, NUL bytes) at the first NUL byte', async () => {
+      const dir = await tempDir();
+      const file = path.join(dir, 'image.png');
+      await writeText(file, '');
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(file, Buffer.concat([Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'), Buffer.from([0, 0, 0, 13]), Buffer.from('IHDR')]));
+      expect(() => loadExperiment(file)).to.throw(ConfigError, new RegExp(`^${file.replace(/[.\\/]/g, '\\$&')}:3:1: this is a binary file`));
+    });
+
+    it('refuses a file that is not UTF-8, naming the byte and its position', async () => {
+      const dir = await tempDir();
+      const file = path.join(dir, 'latin1.yaml');
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(file, Buffer.from('N_EPOCHS: 1\nTEXT: caf\xe9\n', 'latin1'));
+      try {
+        loadExperiment(file);
+        expect.fail('should throw');
+      } catch (e) {
+        expect((e as ConfigError).problems.map((p) => `${p.where}: ${p.message}`)).to.deep.equal([`${file}:2:10: byte 0xE9 is not UTF-8; save the file as UTF-8`]);
+      }
+    });
+
+    it('shows at most 20 problems, then how many more, keeping every problem', async () => {
+      const junk = Array.from({ length: 60 }, (_, i) => (i % 2 ? `k${i}: [\n` : 'x: : : y\n')).join('');
+      const { problems, lines } = await problemsOf(junk);
+      expect(problems.length).to.be.greaterThan(20);
+      expect(lines).to.have.length(21);
+      expect(lines[20]).to.equal(`… and ${problems.length - 20} more`);
+    });
+
+    it('truncates a long single value in the message', async () => {
+      const { problems } = await problemsOf(`${'word '.repeat(200)}\n`);
+      expect(problems[0].message).to.match(/found a single value \(".{59}…\)$/);
+    });
+  });
 });

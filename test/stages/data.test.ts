@@ -72,4 +72,71 @@ describe('stages/data', () => {
   it('refuses an empty split', () => {
     expect(() => splitExamples(source(2, 'train'), classes, true, 0.2, config())).to.throw(UserError, /test split is empty/);
   });
+
+  describe('every split needs both classes', () => {
+    const one = (n: number, from: 'train' | 'test', classIndex: 0 | 1): SourceExample[] =>
+      Array.from({ length: n }, (_, i) => ({ id: `${from}:one${i}`, text: `t${i}`, classIndex, source: from }));
+
+    it('names the dataset, the split and the class counts when train holds one class', () => {
+      const cfg = config({ DATASET: '../x.jsonl' } as Partial<Experiment>);
+      expect(() => splitExamples([...one(600, 'train', 1), ...source(100, 'test')], classes, true, 0.2, cfg)).to.throw(
+        UserError,
+        /^DATASET \.\.\/x\.jsonl: split "train" has only one class \(positive: 420, negative: 0\); a classifier needs both$/,
+      );
+    });
+
+    it('checks the valid split after the split, and the test split', () => {
+      // One negative row among 200: it lands in train or valid, so one of them has a single class.
+      const skewed = [...one(199, 'train', 1), ...one(1, 'train', 0).map((r) => ({ ...r, id: 'train:neg' }))];
+      expect(() => splitExamples([...skewed, ...source(100, 'test')], classes, true, 0.2, config({ DATASET: 'd.jsonl' } as Partial<Experiment>))).to.throw(
+        UserError,
+        /split "(train|valid)" has only one class \(positive: \d+, negative: 0\)/,
+      );
+      expect(() => splitExamples([...source(100, 'train'), ...one(50, 'test', 0)], classes, true, 0.2, config({ DATASET: { path: 'folder' } } as Partial<Experiment>))).to.throw(
+        UserError,
+        /^DATASET folder: split "test" has only one class \(negative: 50, positive: 0\)/,
+      );
+    });
+  });
+
+  describe('the stage', function () {
+    this.timeout(120_000);
+
+    it('fails before writing anything on a one-class dataset, and warns about bytes that are not UTF-8 with the first file:line', async () => {
+      const { tempDir, writeText } = await import('../helpers.js');
+      const { runExperiments } = await import('../../src/runner/run.js');
+      const { writeFile, readFile, readdir } = await import('node:fs/promises');
+      const { existsSync } = await import('node:fs');
+      const path = (await import('node:path')).default;
+      const { Writable } = await import('node:stream');
+      const dir = await tempDir();
+      const lines = Array.from({ length: 40 }, (_, i) => `{"text":"review ${i}${i === 6 || i === 30 ? ' caf\xe9' : ''}","label":${i % 2}}`);
+      await writeFile(path.join(dir, 'reviews.jsonl'), Buffer.from(`${lines.join('\n')}\n`, 'latin1'));
+      await writeText(path.join(dir, 'ones.jsonl'), Array.from({ length: 40 }, (_, i) => `{"text":"review ${i}","label":1}\n`).join(''));
+      const exp = await writeText(path.join(dir, 'exp.yaml'), 'DATASET: ./reviews.jsonl\nMODEL: ./model\n');
+      let log = '';
+      const stream = new Writable({ write: (c, _e, cb) => void ((log += String(c)), cb()) });
+      const cacheDir = path.join(dir, 'cache');
+      const [result] = await runExperiments({ experiments: [exp], sets: [], cacheDir, runsDir: path.join(dir, 'runs'), until: 'data', interactive: false, stream });
+      expect(log).to.contain('warning: 2 examples have bytes that are not UTF-8 (first at');
+      expect(log).to.match(/reviews\.jsonl:7\); they were read as U\+FFFD/);
+      const manifest = JSON.parse(await readFile(path.join(result!.stages[0]!.path!, 'manifest.json'), 'utf8'));
+      expect(manifest.info.non_utf8.rows).to.equal(2);
+      expect(manifest.info.non_utf8.first).to.match(/reviews\.jsonl:7$/);
+
+      let error: unknown;
+      try {
+        await runExperiments({ experiments: [exp], sets: ['DATASET=' + path.join(dir, 'ones.jsonl')], cacheDir, runsDir: path.join(dir, 'runs'), until: 'data', interactive: false, stream });
+      } catch (e) {
+        error = e;
+      }
+      // (The class may come from another module instance through the runner's lazy imports: checked by name.)
+      expect((error as Error).name).to.equal('UserError');
+      expect((error as Error).message).to.match(/ones\.jsonl: split "train" has only one class \(positive: \d+, negative: 0\); a classifier needs both/);
+      // Only the first (two-class) dataset's entry is in the cache.
+      const entries = (await readdir(path.join(cacheDir, 'data'))).filter((e) => !e.startsWith('.'));
+      expect(entries).to.have.length(1);
+      expect(existsSync(path.join(cacheDir, 'data', entries[0]!, 'manifest.json'))).to.equal(true);
+    });
+  });
 });

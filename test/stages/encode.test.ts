@@ -487,10 +487,11 @@ describe('stages/encode parity with PyTorch (../shared imdb-bert-tiny)', () => {
     const data = path.join(dir, 'data');
     await mkdir(data);
     for (const split of ['train', 'test']) {
-      const lines = items.map((item, i) => JSON.stringify({ label: i % 2, text: item.text }));
+      // Labels and VALID_RATIO such that every split holds both classes (the data stage requires it).
+      const lines = items.map((item, i) => JSON.stringify({ label: [0, 1, 1, 0][i % 4], text: item.text }));
       await writeText(path.join(data, `${split}.jsonl`), `${lines.join('\n')}\n`);
     }
-    const file = await writeText(path.join(dir, 'exp.yaml'), `MODEL: ${JSON.stringify(model)}\nDATASET: ${JSON.stringify(data)}\nMAX_LENGTH: 512\nENCODER_DTYPE: float32\nVALID_RATIO: 0.25\n`);
+    const file = await writeText(path.join(dir, 'exp.yaml'), `MODEL: ${JSON.stringify(model)}\nDATASET: ${JSON.stringify(data)}\nMAX_LENGTH: 512\nENCODER_DTYPE: float32\nVALID_RATIO: 0.5\n`);
     const result = await runStages(loadExperiment(file), STAGES, { cacheDir: path.join(dir, 'cache'), runsDir: path.join(dir, 'runs'), interactive: false, stream: devNull() });
     const [dataStep, tokenize, encode] = result.stages;
     // Rows are matched to reference items by their text.
