@@ -32,8 +32,18 @@ export default class Infer extends SentimentCommand {
     // Bad --file / --out are reported before the model is loaded.
     const format = flags.file !== undefined ? await checkInputFile(flags.file, flags.format) : undefined;
     if (flags.out !== undefined) await checkOutputFile(flags.out, flags.file);
+    // Ctrl-C: stop reading, write out the rows predicted so far, exit 130; a second Ctrl-C exits at once.
+    const controller = new AbortController();
+    const onSignal = () => {
+      if (controller.signal.aborted) process.exit(130);
+      process.stderr.write('\ninterrupted: writing out the rows predicted so far\n');
+      controller.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     const { predictor, close } = await openPredictor({ config: flags.config, model: flags.model, sets: flags.set, cacheDir: flags['cache-dir'] });
     try {
+      if (controller.signal.aborted) this.exit(130);
       if (flags.text !== undefined) {
         const [p] = await predictor.predict([flags.text]);
         this.log(flags.json ? JSON.stringify(p) : `${JSON.stringify(p.text)}: ${p.probability.toFixed(4)} → ${p.label}`);
@@ -53,11 +63,15 @@ export default class Infer extends SentimentCommand {
           if (performance.now() - last < 2000) return;
           last = performance.now();
           process.stderr.write(`${done.toLocaleString('en-US')} rows · ${Math.round(done / ((last - started) / 1000)).toLocaleString('en-US')} rows/s\n`);
-        });
+        }, controller.signal);
       } finally {
         // Also when reading stopped part-way: the rows predicted so far are written out whole.
         await writer.close();
         if (toArray) this.log(JSON.stringify(collected));
+      }
+      if (controller.signal.aborted) {
+        process.stderr.write(`interrupted after ${counts.rows.toLocaleString('en-US')} rows${flags.out ? `, written to ${flags.out}` : ''}\n`);
+        this.exit(130);
       }
       if (counts.nonUtf8 > 0) {
         process.stderr.write(`warning: ${counts.nonUtf8} row${counts.nonUtf8 === 1 ? '' : 's'} had bytes that are not UTF-8 (first at ${label}:${counts.firstNonUtf8}); they were read as U+FFFD\n`);
@@ -70,6 +84,8 @@ export default class Infer extends SentimentCommand {
       process.stderr.write(`${counts.rows.toLocaleString('en-US')} rows in ${seconds.toFixed(1)}s${counts.errors ? `; ${counts.errors} without usable text (marked with "error")` : ''}${flags.out ? ` → ${flags.out}` : ''}\n`);
     } finally {
       await close();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
   }
 }

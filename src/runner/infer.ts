@@ -328,6 +328,8 @@ export async function inferFile(
   rows: AsyncIterable<TextRow>,
   write: (rows: InferRow[]) => Promise<void>,
   onProgress?: (done: number) => void,
+  /** Stops reading (Ctrl-C); the rows read so far are still predicted and written. */
+  signal?: AbortSignal,
 ): Promise<InferFileCounts> {
   let chunk: TextRow[] = [];
   const counts: InferFileCounts = { rows: 0, errors: 0, nonUtf8: 0 };
@@ -355,6 +357,10 @@ export async function inferFile(
   const iterator = rows[Symbol.asyncIterator]();
   let readError: { error: unknown } | undefined;
   for (;;) {
+    if (signal?.aborted) {
+      await iterator.return?.();
+      break;
+    }
     let next: IteratorResult<TextRow>;
     try {
       next = await iterator.next();

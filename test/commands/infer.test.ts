@@ -261,4 +261,34 @@ describe('sentiment infer, export, and run with TRAIN: false', function () {
       expect(f.stderr).to.contain('the folder is not empty and was not written by `sentiment export`');
     });
   });
+
+  it('Ctrl-C stops reading, writes out the rows predicted so far, and exits 130', async () => {
+    const input = path.join(dir, 'many.txt');
+    await writeFile(input, Array.from({ length: 100_000 }, (_, i) => (i % 2 ? POSITIVE : NEGATIVE)).join('\n') + '\n');
+    const out = path.join(dir, 'many.csv');
+    const { spawn } = await import('node:child_process');
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [path.join(REPO, 'bin/run.js'), 'infer', '--config', file, '--file', input, '--out', out], { cwd: REPO, env: { ...process.env, CI: '1', ...env } });
+      let stderr = '';
+      let sent = false;
+      child.stderr.on('data', (c) => {
+        stderr += c;
+        // The first progress line ("N rows · R rows/s") comes once rows are being predicted.
+        if (!sent && / rows · /.test(stderr)) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      });
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    expect(r.code, r.stderr).to.equal(130);
+    const written = Number(/interrupted after ([\d,]+) rows/.exec(r.stderr)?.[1].replace(/,/g, ''));
+    expect(written).to.be.above(0).and.below(100_000);
+    const lines = (await readFile(out, 'utf8')).trim().split('\n');
+    // A header, then exactly the rows it says it wrote, in input order.
+    expect(lines.length - 1).to.equal(written);
+    expect(lines[written]).to.match(new RegExp(`^${written},`));
+    expect(r.stderr).not.to.match(NO_TRACE);
+  });
 });
+
