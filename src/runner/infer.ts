@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Cache, type CacheEntry } from './cache.js';
 import { loadExperiment, UsageError, type Experiment } from './config.js';
 import { UserError } from './errors.js';
+import { checkFolderOption } from './system-errors.js';
 import { planStages, stagesUntil } from './pipeline.js';
 import { resolveModelFolder, TOKENIZER_FILES } from './model-files.js';
 import { ArrowFileWriter, arrow } from './arrow.js';
@@ -40,8 +41,7 @@ const EXPORT_MANIFEST = 'sentiment-model.json';
 /** The cache entries `sentiment run` made for this config (same --set overrides), found by key. */
 async function trainedEntries(configFile: string, sets: string[], cacheDir: string): Promise<{ config: Experiment; modelBaseDir: string; train: CacheEntry; data: CacheEntry; name: string }> {
   const experiment = loadExperiment(configFile, sets);
-  const cacheInfo = await stat(cacheDir).catch(() => undefined);
-  if (cacheInfo && !cacheInfo.isDirectory()) throw new UserError(`--cache-dir ${cacheDir}: is a file, not a folder`);
+  await checkFolderOption('--cache-dir', cacheDir);
   const { STAGES } = await import('../stages/index.js');
   const plan = await planStages(experiment, stagesUntil(STAGES, 'train'), new Cache(path.resolve(cacheDir)));
   const train = plan.find((p) => p.stage.name === 'train')!.entry;

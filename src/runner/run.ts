@@ -6,6 +6,7 @@ import type { EpochRecord } from '../stages/train.js';
 import { Cache, readEntryJson } from './cache.js';
 import { UsageError, loadExperiments, type LoadedExperiment } from './config.js';
 import { UserError } from './errors.js';
+import { checkFolderOption } from './system-errors.js';
 import { planStages, runStages, stagesUntil, type StagesResult } from './pipeline.js';
 import { formatSeconds } from './progress.js';
 import { formatMeasure, formatPercent } from '../training/metrics.js';
@@ -55,6 +56,8 @@ async function stages() {
 
 /** Runs each experiment's stages (validating all of them first). */
 export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
+  await checkFolderOption('--cache-dir', req.cacheDir);
+  await checkFolderOption('--runs-dir', req.runsDir);
   const until = stageName('--until', req.until);
   const force = req.force === 'all' ? 'all' : stageName('--force', req.force);
   const loaded = loadExperiments(req.experiments, req.sets);
@@ -117,6 +120,7 @@ async function recordOutcome(stages: StagesResult): Promise<RunResult> {
 
 /** For each stage: would it come from the cache, and if not, what changed. Runs nothing. */
 export async function explainExperiments(req: RunRequest): Promise<{ experiment: string; stages: ExplainedStage[] }[]> {
+  await checkFolderOption('--cache-dir', req.cacheDir);
   const until = stageName('--until', req.until);
   const force = req.force === 'all' ? 'all' : stageName('--force', req.force);
   const loaded = loadExperiments(req.experiments, req.sets);

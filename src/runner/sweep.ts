@@ -4,6 +4,7 @@ import { Ajv } from 'ajv';
 import { ConfigError, loadExperiment, loadSchema, parseExperimentFile, suggestKey, whereIs, type LoadedExperiment, type Problem } from './config.js';
 import type { SweepConfig } from './experiment.generated.js';
 import { isLocalModel } from './model-files.js';
+import { checkFolderOption } from './system-errors.js';
 
 /** One expanded trial: its overrides of the base experiment, validated. */
 export interface Trial {
@@ -175,6 +176,8 @@ export async function runSweep(
   options: { cacheDir: string; runsDir: string; executor: import('./executor.js').Executor; onOutcome?: (trial: SweepTrialResult, done: number, total: number) => void; signal?: AbortSignal },
 ): Promise<SweepResult> {
   const sweep = loadSweep(file);
+  await checkFolderOption('--cache-dir', options.cacheDir);
+  await checkFolderOption('--runs-dir', options.runsDir);
   const sweepDir = path.dirname(path.resolve(file));
   const jobs = sweep.trials.map((t) => ({
     id: t.id,

@@ -49,3 +49,10 @@ export function explainSystemError(e: unknown, during?: string, folder?: string)
   const advice = ADVICE[e.code];
   return new UserError(`${during ? `${during}: ` : ''}${where}: ${what}`, advice ? [advice] : [], { cause: e });
 }
+
+/** A folder option (--cache-dir, --runs-dir) must name a folder or nothing yet, never a file. */
+export async function checkFolderOption(flag: string, dir: string): Promise<void> {
+  const { stat } = await import('node:fs/promises');
+  const info = await stat(dir).catch(() => undefined);
+  if (info && !info.isDirectory()) throw new UserError(`${flag} ${dir}: is a file, not a folder`);
+}

@@ -80,4 +80,13 @@ describe('bad input to validate, run and sweep', function () {
     const exp = await writeText(path.join(dir, 'exp2.yaml'), 'MODEL: ./model\nDATASET: ./ones.jsonl\n');
     expectClean(await sentiment(['infer', '--config', exp, '--text', 'hi', '--cache-dir', exp]), `--cache-dir ${exp}: is a file, not a folder`);
   });
+
+  it('run, sweep and cache verify: a --cache-dir or --runs-dir that is a file', async () => {
+    const aFile = await writeText(path.join(dir, 'not-a-folder'), 'x');
+    expectClean(await sentiment(['run', 'experiments/quickstart.yaml', '--cache-dir', aFile]), `--cache-dir ${aFile}: is a file, not a folder`);
+    expectClean(await sentiment(['run', 'experiments/quickstart.yaml', '--runs-dir', aFile, '--cache-dir', path.join(dir, 'cache')]), `--runs-dir ${aFile}: is a file, not a folder`);
+    expectClean(await sentiment(['sweep', 'experiments/sweeps/quickstart-grid.yaml', '--cache-dir', aFile]), `--cache-dir ${aFile}: is a file, not a folder`);
+    expectClean(await sentiment(['cache', 'verify', '--cache-dir', aFile]), `--cache-dir ${aFile}: is a file, not a folder`);
+  });
 });
+

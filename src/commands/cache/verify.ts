@@ -3,6 +3,8 @@ import path from 'node:path';
 import { Cache } from '../../runner/cache.js';
 import { SentimentCommand, locationFlags } from '../../runner/command.js';
 import { UserError } from '../../runner/errors.js';
+import { checkFolderOption } from '../../runner/system-errors.js';
+import { existsSync } from 'node:fs';
 
 export default class CacheVerify extends SentimentCommand {
   static override summary = 'Check every cache entry against its manifest (every file’s size and SHA-256).';
@@ -18,6 +20,8 @@ export default class CacheVerify extends SentimentCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(CacheVerify);
     const cache = new Cache(path.resolve(flags['cache-dir']));
+    await checkFolderOption('--cache-dir', cache.root);
+    if (!existsSync(cache.root)) process.stderr.write(`warning: no cache at ${cache.root} yet (nothing to verify); --cache-dir or SENTIMENT_CACHE_DIR names another\n`);
     const report = await cache.verify({ repair: flags.repair });
     if (flags.json) this.log(JSON.stringify({ cache: cache.root, repaired: flags.repair, ...report }, null, 2));
     else {
