@@ -32,18 +32,11 @@ export default class Infer extends SentimentCommand {
     // Bad --file / --out are reported before the model is loaded.
     const format = flags.file !== undefined ? await checkInputFile(flags.file, flags.format) : undefined;
     if (flags.out !== undefined) await checkOutputFile(flags.out, flags.file);
-    // Ctrl-C: stop reading, write out the rows predicted so far, exit 130; a second Ctrl-C exits at once.
-    const controller = new AbortController();
-    const onSignal = () => {
-      if (controller.signal.aborted) process.exit(130);
-      process.stderr.write('\ninterrupted: writing out the rows predicted so far\n');
-      controller.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    // Ctrl-C: stop reading, write out the rows predicted so far, exit 130.
+    const interrupt = this.interruptible('writing out the rows predicted so far');
     const { predictor, close } = await openPredictor({ config: flags.config, model: flags.model, sets: flags.set, cacheDir: flags['cache-dir'] });
     try {
-      if (controller.signal.aborted) this.exit(130);
+      if (interrupt.signal.aborted) this.exit(130);
       if (flags.text !== undefined) {
         const [p] = await predictor.predict([flags.text]);
         this.log(flags.json ? JSON.stringify(p) : `${JSON.stringify(p.text)}: ${p.probability.toFixed(4)} → ${p.label}`);
@@ -63,13 +56,13 @@ export default class Infer extends SentimentCommand {
           if (performance.now() - last < 2000) return;
           last = performance.now();
           process.stderr.write(`${done.toLocaleString('en-US')} rows · ${Math.round(done / ((last - started) / 1000)).toLocaleString('en-US')} rows/s\n`);
-        }, controller.signal);
+        }, interrupt.signal);
       } finally {
         // Also when reading stopped part-way: the rows predicted so far are written out whole.
         await writer.close();
         if (toArray) this.log(JSON.stringify(collected));
       }
-      if (controller.signal.aborted) {
+      if (interrupt.signal.aborted) {
         process.stderr.write(`interrupted after ${counts.rows.toLocaleString('en-US')} rows${flags.out ? `, written to ${flags.out}` : ''}\n`);
         this.exit(130);
       }
@@ -84,8 +77,7 @@ export default class Infer extends SentimentCommand {
       process.stderr.write(`${counts.rows.toLocaleString('en-US')} rows in ${seconds.toFixed(1)}s${counts.errors ? `; ${counts.errors} without usable text (marked with "error")` : ''}${flags.out ? ` → ${flags.out}` : ''}\n`);
     } finally {
       await close();
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      interrupt.dispose();
     }
   }
 }

@@ -53,24 +53,16 @@ export default class Run extends SentimentCommand {
         }
       return;
     }
-    const controller = new AbortController();
-    const onSignal = () => {
-      if (controller.signal.aborted) process.exit(130);
-      process.stderr.write('\ninterrupted: stopping the stage in progress (completed stages stay cached)\n');
-      controller.abort(new Error('interrupted'));
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const interrupt = this.interruptible('stopping the stage in progress (completed stages stay cached)');
     try {
-      const results = await runExperiments({ ...request, signal: controller.signal });
+      const results = await runExperiments({ ...request, signal: interrupt.signal });
       if (flags.json) this.log(JSON.stringify(results.length === 1 ? results[0] : results, null, 2));
       else for (const r of results) this.log(formatRun(r));
     } catch (e) {
-      if (controller.signal.aborted) this.exit(130);
+      if (interrupt.signal.aborted) this.exit(130);
       throw e;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      interrupt.dispose();
     }
   }
 }

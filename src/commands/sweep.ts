@@ -16,20 +16,13 @@ export default class Sweep extends SentimentCommand {
     const { runSweep, byValidLoss } = await import('../runner/sweep.js');
     const { LocalExecutor } = await import('../runner/executor.js');
     const { formatMeasure, formatPercent } = await import('../training/metrics.js');
-    const controller = new AbortController();
-    const onSignal = () => {
-      if (controller.signal.aborted) process.exit(130);
-      process.stderr.write('\ninterrupted: stopping the running trials (finished trials and completed stages stay cached)\n');
-      controller.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const interrupt = this.interruptible('stopping the running trials (finished trials and completed stages stay cached)');
     try {
       const result = await runSweep(args.sweep, {
         cacheDir: flags['cache-dir'],
         runsDir: flags['runs-dir'],
         executor: new LocalExecutor(flags.jobs),
-        signal: controller.signal,
+        signal: interrupt.signal,
         onOutcome: (t, done, total) =>
           process.stderr.write(
             `[${done}/${total}] ${t.id} ${t.label}: ${t.status === 'done' ? `valid loss ${formatMeasure(t.metrics?.valid.loss)}, test accuracy ${formatPercent(t.metrics?.test.accuracy)}` : `FAILED: ${t.error}`} (${t.seconds.toFixed(1)}s)\n`,
@@ -44,11 +37,10 @@ export default class Sweep extends SentimentCommand {
           this.log(`  ${t.id.padEnd(4)} ${t.label.padEnd(32)} ${t.status === 'done' ? `valid loss ${formatMeasure(m!.valid.loss)}  test acc ${formatPercent(m!.test.accuracy)}` : `failed: ${t.error}`}`);
         }
       }
-      if (controller.signal.aborted) this.exit(130);
+      if (interrupt.signal.aborted) this.exit(130);
       if (result.trials.some((t) => t.status === 'failed')) process.exitCode = 1;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      interrupt.dispose();
     }
   }
 }

@@ -16,6 +16,28 @@ export abstract class SentimentCommand extends Command {
     return this.argv.includes('--verbose');
   }
 
+  /**
+   * Ctrl-C and SIGTERM abort the returned signal, after saying `message`; a second one exits 130 at
+   * once. The command checks `signal.aborted` and exits 130 (`this.exit(130)`) when it has stopped.
+   */
+  protected interruptible(message: string): { signal: AbortSignal; dispose(): void } {
+    const controller = new AbortController();
+    const onSignal = () => {
+      if (controller.signal.aborted) process.exit(130);
+      process.stderr.write(`\ninterrupted: ${message}\n`);
+      controller.abort(new Error('interrupted'));
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    return {
+      signal: controller.signal,
+      dispose() {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      },
+    };
+  }
+
   protected override async catch(thrown: Error & { oclif?: { exit?: number } }): Promise<unknown> {
     // A full disk or a permission problem is the user's to fix, not a bug: no stack trace.
     const err = explainSystemError(thrown) as Error & { oclif?: { exit?: number } };

@@ -44,4 +44,16 @@ describe('Ctrl-C (SIGINT) in every stage', function () {
       for (const s of before) expect(s.cached, s.name).to.equal(true);
     });
   }
+
+  it('during a sweep: exit 130 after the first trial finished, and a rerun finishes every trial', async () => {
+    const r = await interruptAt(['sweep', 'experiments/sweeps/quickstart-grid.yaml'], '[1/4]', env);
+    expect(r.sent, r.stderr).to.equal(true);
+    expect(r.code, r.stderr).to.equal(130);
+    expect(r.stderr).to.contain('interrupted');
+    expect(r.stderr).not.to.match(/^\s+at /m);
+    const again = await sentiment(['sweep', 'experiments/sweeps/quickstart-grid.yaml', '--json'], env);
+    expect(again.code, again.stderr).to.equal(0);
+    expect((JSON.parse(again.stdout).trials as { status: string }[]).map((t) => t.status)).to.deep.equal(['done', 'done', 'done', 'done']);
+  });
 });
+
