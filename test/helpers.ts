@@ -1,3 +1,4 @@
+import { expect } from 'chai';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -58,4 +59,14 @@ export async function optionalPolars(ctx: Mocha.Context): Promise<any> {
     console.log('      (skipped: nodejs-polars is not installed; npm i --no-save nodejs-polars to run this check)');
     ctx.skip();
   }
+}
+
+/** What `fn` throws; fails the test when it throws nothing (an expect.fail inside a try would be caught by its own catch). */
+export function thrownBy(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  return expect.fail('expected it to throw');
 }

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import path from 'node:path';
 import { ConfigError, UsageError, loadExperiment, loadExperiments, parseSet, suggestKey, type Problem } from '../../src/runner/config.js';
-import { REPO, tempDir, writeText } from '../helpers.js';
+import { REPO, tempDir, writeText, thrownBy } from '../helpers.js';
 
 async function problemsOf(yaml: string, sets: string[] = []): Promise<{ file: string; problems: Problem[]; lines: string[] }> {
   const file = await writeText(path.join(await tempDir(), 'exp.yaml'), yaml);
@@ -102,12 +102,8 @@ describe('runner/config', () => {
     const dir = await tempDir();
     const a = await writeText(path.join(dir, 'a.yaml'), 'SEED: -1\n');
     const b = await writeText(path.join(dir, 'b.yaml'), 'N_LAYERS: 0\n');
-    try {
-      loadExperiments([a, b]);
-      expect.fail('should throw');
-    } catch (e) {
-      expect((e as ConfigError).problems.map((p) => p.where)).to.deep.equal([`${a}:1:7`, `${b}:1:11`]);
-    }
+    const e = thrownBy(() => loadExperiments([a, b]));
+    expect((e as ConfigError).problems.map((p) => p.where)).to.deep.equal([`${a}:1:7`, `${b}:1:11`]);
   });
 
   it('names a missing file', () => {
@@ -142,12 +138,8 @@ describe('runner/config', () => {
       const file = path.join(dir, 'latin1.yaml');
       const { writeFile } = await import('node:fs/promises');
       await writeFile(file, Buffer.from('N_EPOCHS: 1\nTEXT: caf\xe9\n', 'latin1'));
-      try {
-        loadExperiment(file);
-        expect.fail('should throw');
-      } catch (e) {
-        expect((e as ConfigError).problems.map((p) => `${p.where}: ${p.message}`)).to.deep.equal([`${file}:2:10: byte 0xE9 is not UTF-8; save the file as UTF-8`]);
-      }
+      const e = thrownBy(() => loadExperiment(file));
+      expect((e as ConfigError).problems.map((p) => `${p.where}: ${p.message}`)).to.deep.equal([`${file}:2:10: byte 0xE9 is not UTF-8; save the file as UTF-8`]);
     });
 
     it('shows at most 20 problems, then how many more, keeping every problem', async () => {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import path from 'node:path';
 import { ConfigError } from '../../src/runner/config.js';
 import { cartesian, loadSweep, trialSets } from '../../src/runner/sweep.js';
-import { REPO, tempDir, writeText } from '../helpers.js';
+import { REPO, tempDir, writeText, thrownBy } from '../helpers.js';
 
 describe('runner/sweep', () => {
   it('expands the grid as a cartesian product (last key fastest), then explicit trials, over `set`', async () => {
@@ -26,17 +26,13 @@ describe('runner/sweep', () => {
       path.join(dir, 's.yaml'),
       `base: ${JSON.stringify(path.join(REPO, 'experiments/quickstart.yaml'))}\nset: { DROPOUT: 1.5 }\ngrid:\n  HIDDEN_DIM: [8, 0]\ntrials:\n  - { N_LAYRS: 2 }\n`,
     );
-    try {
-      loadSweep(file);
-      expect.fail('should throw');
-    } catch (e) {
-      const lines = (e as ConfigError).message.split('\n');
-      expect(lines).to.include(`${file}:2:17: DROPOUT: must be < 1 (got 1.5)`);
-      expect(lines).to.include(`${file}:4:19: HIDDEN_DIM: must be >= 1 (got 0)`);
-      expect(lines).to.include(`${file}:6:16: N_LAYRS: unknown key; did you mean N_LAYERS?`);
-      // a bad `set` value is reported once, not once per trial
-      expect(lines.filter((l) => l.includes('DROPOUT'))).to.have.length(1);
-    }
+    const e = thrownBy(() => loadSweep(file));
+    const lines = (e as ConfigError).message.split('\n');
+    expect(lines).to.include(`${file}:2:17: DROPOUT: must be < 1 (got 1.5)`);
+    expect(lines).to.include(`${file}:4:19: HIDDEN_DIM: must be >= 1 (got 0)`);
+    expect(lines).to.include(`${file}:6:16: N_LAYRS: unknown key; did you mean N_LAYERS?`);
+    // a bad `set` value is reported once, not once per trial
+    expect(lines.filter((l) => l.includes('DROPOUT'))).to.have.length(1);
   });
 
   it('rejects unknown sweep keys and a missing base', async () => {
