@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { loadExperiment } from '../src/runner/config.js';
+import { loadExperiment } from '../src/config/experiment.js';
 import { runStages } from '../src/runner/pipeline.js';
 import { STAGES } from '../src/stages/index.js';
 

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { loadExperiment } from '../src/runner/config.js';
+import { loadExperiment } from '../src/config/experiment.js';
 import { runStages } from '../src/runner/pipeline.js';
 import { dataStage } from '../src/stages/data.js';
 import { tokenizeStage, TOKENS_FILE } from '../src/stages/tokenize.js';

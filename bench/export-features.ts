@@ -4,7 +4,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readFeatures } from '../src/stages/encode.js';
+import { readFeatures } from '../src/features/features.js';
 
 const [file, outDir] = process.argv.slice(2);
 if (!file || !outDir) throw new Error('usage: tsx bench/export-features.ts <features.arrow> <out-dir>');

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { exportModel } from '../src/runner/infer.js';
 import { runExperiments } from '../src/runner/run.js';
+import { STAGES } from '../src/stages/index.js';
 
 const repo = path.resolve(import.meta.dirname, '..');
 const shared = path.resolve(repo, '../shared');
@@ -25,8 +26,8 @@ try {
   const file = path.join(dir, 'bench.yaml');
   await writeFile(file, `DATASET: ${JSON.stringify(imdb)}\nMODEL: ${JSON.stringify(model)}\nMAX_TRAIN_EXAMPLES: 400\nMAX_TEST_EXAMPLES: 100\nMAX_LENGTH: 256\nHIDDEN_DIM: 64\nN_EPOCHS: 1\n`);
   const cacheDir = path.join(dir, 'cache');
-  await runExperiments({ experiments: [file], sets: [], cacheDir, runsDir: path.join(dir, 'runs'), interactive: false, stream: new Writable({ write: (_c, _e, cb) => cb() }) });
-  const exported = (await exportModel(file, [], cacheDir, path.join(dir, 'exported'))).dir;
+  await runExperiments({ stages: STAGES, experiments: [file], sets: [], cacheDir, runsDir: path.join(dir, 'runs'), interactive: false, stream: new Writable({ write: (_c, _e, cb) => cb() }) });
+  const exported = (await exportModel(file, [], cacheDir, path.join(dir, 'exported'), STAGES)).dir;
   const cli = path.join(repo, 'bin/run.js');
   const env = { ...process.env, SENTIMENT_CACHE_DIR: path.join(dir, 'empty-cache') };
 

@@ -1,4 +1,4 @@
-// Generates src/runner/experiment.generated.ts from schemas/*.schema.json: the schema is the single
+// Generates src/config/experiment.generated.ts from schemas/*.schema.json: the schema is the single
 // source of truth for config types. `--check` exits 1 if the committed file is stale.
 import { compileFromFile } from 'json-schema-to-typescript';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -10,7 +10,7 @@ if (existsSync('schemas/sweep.schema.json')) {
   parts.push((await compileFromFile('schemas/sweep.schema.json', { ...opts, bannerComment: '' })));
 }
 const out = parts.join('\n');
-const target = 'src/runner/experiment.generated.ts';
+const target = 'src/config/experiment.generated.ts';
 const current = existsSync(target) ? readFileSync(target, 'utf8') : '';
 if (process.argv.includes('--check')) {
   if (current !== out) { console.error(`${target} is stale: run npm run gen:types`); process.exit(1); }

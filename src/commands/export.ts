@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { SentimentCommand, locationFlags, setFlag } from '../runner/command.js';
+import { SentimentCommand, locationFlags, setFlag } from '../cli/command.js';
 
 export default class Export extends SentimentCommand {
   static override summary = 'Write a self-contained model folder (head, config, encoder files) for `sentiment infer --model`.';
@@ -14,7 +14,7 @@ export default class Export extends SentimentCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(Export);
     const { exportModel } = await import('../runner/infer.js');
-    const { dir, files } = await exportModel(flags.config, flags.set, flags['cache-dir'], flags.out);
+    const { dir, files } = await exportModel(flags.config, flags.set, flags['cache-dir'], flags.out, (await import('../stages/index.js')).STAGES);
     this.log(`exported to ${dir}: ${files.join(', ')}`);
   }
 }

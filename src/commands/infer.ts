@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { SentimentCommand, locationFlags, setFlag } from '../runner/command.js';
+import { SentimentCommand, locationFlags, setFlag } from '../cli/command.js';
 
 export default class Infer extends SentimentCommand {
   static override summary = 'Predict texts with a trained head: the probability of TARGET and the label.';
@@ -34,7 +34,7 @@ export default class Infer extends SentimentCommand {
     if (flags.out !== undefined) await checkOutputFile(flags.out, flags.file);
     // Ctrl-C: stop reading, write out the rows predicted so far, exit 130.
     const interrupt = this.interruptible('writing out the rows predicted so far');
-    const { predictor, close } = await openPredictor({ config: flags.config, model: flags.model, sets: flags.set, cacheDir: flags['cache-dir'] });
+    const { predictor, close } = await openPredictor({ stages: (await import('../stages/index.js')).STAGES, config: flags.config, model: flags.model, sets: flags.set, cacheDir: flags['cache-dir'] });
     try {
       if (interrupt.signal.aborted) this.exit(130);
       if (flags.text !== undefined) {

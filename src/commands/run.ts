@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
-import { SentimentCommand, locationFlags, setFlag } from '../runner/command.js';
-import { STAGE_NAMES } from '../runner/stage.js';
+import { SentimentCommand, locationFlags, setFlag } from '../cli/command.js';
+import { STAGE_NAMES } from '../stages/stage.js';
 
 export default class Run extends SentimentCommand {
   static override summary = 'Run experiments: each stage from the cache when its inputs are unchanged.';
@@ -32,8 +32,11 @@ export default class Run extends SentimentCommand {
     const { argv, flags } = await this.parse(Run);
     const experiments = argv as string[];
     if (experiments.length === 0) this.error('give at least one experiment file, e.g. sentiment run experiments/quickstart.yaml', { exit: 2 });
-    const { runExperiments, explainExperiments, formatRun } = await import('../runner/run.js');
+    const { runExperiments, explainExperiments } = await import('../runner/run.js');
+    const { formatRun } = await import('../cli/tables.js');
+    const { STAGES } = await import('../stages/index.js');
     const request = {
+      stages: STAGES,
       experiments,
       sets: flags.set,
       cacheDir: flags['cache-dir'],

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { SentimentCommand, locationFlags } from '../runner/command.js';
+import { SentimentCommand, locationFlags } from '../cli/command.js';
 
 export default class Sweep extends SentimentCommand {
   static override summary = 'Run many trials of an experiment (a grid and/or explicit trials), sharing cached stages, and compare them.';

@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core';
-import { SentimentCommand, setFlag } from '../runner/command.js';
-import { loadExperiments } from '../runner/config.js';
+import { SentimentCommand, setFlag } from '../cli/command.js';
+import { loadExperiments } from '../config/experiment.js';
 
 export default class Validate extends SentimentCommand {
   static override summary = 'Check experiment files against the schema, reporting every problem at once.';

@@ -1,8 +1,8 @@
 import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { DownloadError, LocalWriteError, downloadFile } from '../runner/download.js';
-import { UserError } from '../runner/errors.js';
-import { sha256File } from '../runner/fingerprint.js';
+import { DownloadError, LocalWriteError, downloadFile } from '../core/download.js';
+import { UserError } from '../core/errors.js';
+import { sha256File } from '../core/fingerprint.js';
 import { throttledProgress, type ReadOptions } from './types.js';
 
 export const IMDB_URL = 'https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz';

@@ -2,8 +2,8 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Parser, type ReadEntry } from 'tar';
-import { UserError, messageOf } from '../runner/errors.js';
-import { firstNonUtf8 } from './lines.js';
+import { UserError, messageOf } from '../core/errors.js';
+import { firstNonUtf8 } from '../core/lines.js';
 import { displayPath, throttledProgress, type ReadOptions, type SourceExample, type SourceSplit } from './types.js';
 
 const SPLITS: readonly SourceSplit[] = ['train', 'test'];

@@ -2,8 +2,8 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { parse as parseCsvStream } from 'csv-parse';
 import { parse as parseCsvSync } from 'csv-parse/sync';
-import { UserError, messageOf } from '../runner/errors.js';
-import { splitLines, Utf8Tracker } from './lines.js';
+import { UserError, messageOf } from '../core/errors.js';
+import { splitLines, Utf8Tracker } from '../core/lines.js';
 import {
   displayPath,
   throttledProgress,

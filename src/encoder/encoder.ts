@@ -3,8 +3,8 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { UserError, messageOf } from '../runner/errors.js';
-import { onnxruntimeRequire } from '../runner/onnxruntime.js';
+import { UserError, messageOf } from '../core/errors.js';
+import { onnxruntimeRequire } from '../core/onnxruntime.js';
 
 /** Where DEVICE may ask the encoder to run. */
 export type DeviceSetting = 'auto' | 'cpu' | 'cuda' | 'webgpu';

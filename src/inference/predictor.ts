@@ -1,11 +1,11 @@
-import { resolveModelFolder, TOKENIZER_FILES } from '../runner/model-files.js';
-import type { Experiment } from '../runner/config.js';
+import { resolveModelFolder, TOKENIZER_FILES } from '../core/model-files.js';
+import type { Experiment } from '../config/experiment.js';
 import { ENCODER_FILES, encodeRows, loadEncoder, type Encoder } from '../encoder/encoder.js';
-import { float16ArrayToFloat32, float32ArrayToFloat16 } from '../encoder/float16.js';
+import { float16ArrayToFloat32, float32ArrayToFloat16 } from '../core/float16.js';
 import type { Head } from '../model/index.js';
 import { padRows } from '../training/batches.js';
 import { sigmoid } from '../training/metrics.js';
-import { loadTokenizer, type TextTokenizer } from '../stages/tokenize.js';
+import { loadTokenizer, type TextTokenizer } from '../encoder/tokenizer.js';
 
 /** A prediction for one text: the probability of TARGET, and the class it implies. */
 export interface Prediction {

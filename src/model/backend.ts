@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type * as tfjs from '@tensorflow/tfjs';
-import { messageOf, UserError } from '../runner/errors.js';
+import { messageOf, UserError } from '../core/errors.js';
 
 export type Tf = typeof tfjs;
 

@@ -383,7 +383,7 @@ class GruHead implements Head {
     if (this.gruKernel.gradients) return this.networkGradients(b, train, inputGrad);
     const labels = b.labels!;
     const fw = await this.forward(b, train, true);
-    const { batch: B, steps: T } = b;
+    const { batch: B } = b;
     const { hiddenSize: H, layers: L } = this.settings;
     const D = this.dirs;
     const F = H * D;

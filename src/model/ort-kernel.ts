@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type * as Ort from 'onnxruntime-common';
-import { onnxruntimeRequire } from '../runner/onnxruntime.js';
-import { askedThreads } from '../runner/threads.js';
+import { onnxruntimeRequire } from '../core/onnxruntime.js';
+import { askedThreads } from '../core/settings.js';
 import { checkWeights } from './gru-steps.js';
 import type { ActivationLayout, GruLayerForwardResult, GruLayerGradients, GruLayerKernel, GruLayerShape, GruNetworkGradients, GruWeights } from './kernel.js';
 import { Graph, encodeModel } from './onnx-graph.js';
@@ -26,7 +26,6 @@ export function ortKernelThreads(env: NodeJS.ProcessEnv = process.env): number {
   return askedThreads(env) ?? os.availableParallelism();
 }
 
-const INT64_MAX = Number.MAX_SAFE_INTEGER;
 
 /** ONNX Scan direction: 1 runs the time axis last-to-first. */
 const scanDirection = (backwardInTime: boolean) => (backwardInTime ? 1 : 0);

@@ -2,13 +2,14 @@ import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { copyFile, cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Cache, type CacheEntry } from './cache.js';
-import { loadExperiment, UsageError, type Experiment } from './config.js';
-import { UserError } from './errors.js';
-import { checkFolderOption } from './system-errors.js';
+import { Cache, type CacheEntry } from '../core/cache.js';
+import { loadExperiment, UsageError, type Experiment } from '../config/experiment.js';
+import { UserError } from '../core/errors.js';
+import { checkFolderOption } from '../core/system-errors.js';
 import { planStages, stagesUntil } from './pipeline.js';
-import { resolveModelFolder, TOKENIZER_FILES } from './model-files.js';
-import { ArrowFileWriter, arrow } from './arrow.js';
+import type { Stage } from '../stages/stage.js';
+import { resolveModelFolder, TOKENIZER_FILES } from '../core/model-files.js';
+import { ArrowFileWriter, arrow } from '../core/arrow.js';
 
 /** One input row's answer; `error` instead of a prediction for a row that has no usable text. */
 export interface InferRow {
@@ -20,6 +21,8 @@ export interface InferRow {
 }
 
 export interface InferRequest {
+  /** The pipeline's stages, to find the trained head's entries by key. */
+  stages: Stage[];
   /** An experiment file (finds its head through the cache), or… */
   config?: string;
   /** …a folder written by `sentiment export`. */
@@ -39,11 +42,10 @@ interface ExportedModel {
 const EXPORT_MANIFEST = 'sentiment-model.json';
 
 /** The cache entries `sentiment run` made for this config (same --set overrides), found by key. */
-async function trainedEntries(configFile: string, sets: string[], cacheDir: string): Promise<{ config: Experiment; modelBaseDir: string; train: CacheEntry; data: CacheEntry; name: string }> {
+async function trainedEntries(configFile: string, sets: string[], cacheDir: string, stages: Stage[]): Promise<{ config: Experiment; modelBaseDir: string; train: CacheEntry; data: CacheEntry; name: string }> {
   const experiment = loadExperiment(configFile, sets);
   await checkFolderOption('--cache-dir', cacheDir);
-  const { STAGES } = await import('../stages/index.js');
-  const plan = await planStages(experiment, stagesUntil(STAGES, 'train'), new Cache(path.resolve(cacheDir)));
+  const plan = await planStages(experiment, stagesUntil(stages, 'train'), new Cache(path.resolve(cacheDir)));
   const train = plan.find((p) => p.stage.name === 'train')!.entry;
   const data = plan.find((p) => p.stage.name === 'data')!.entry;
   if (!train || !data) {
@@ -56,7 +58,7 @@ async function trainedEntries(configFile: string, sets: string[], cacheDir: stri
 /** Loads tokenizer, encoder and head once, for a config (via the cache) or an exported folder. */
 export async function openPredictor(req: InferRequest) {
   const { createPredictor } = await import('../inference/predictor.js');
-  const { loadTrainedHead } = await import('../stages/train.js');
+  const { loadTrainedHead } = await import('../training/trained-head.js');
   let config: Experiment;
   let classes: [string, string];
   let headDir: string;
@@ -71,7 +73,7 @@ export async function openPredictor(req: InferRequest) {
     headDir = dir;
     modelBaseDir = dir;
   } else {
-    const found = await trainedEntries(req.config!, req.sets, req.cacheDir);
+    const found = await trainedEntries(req.config!, req.sets, req.cacheDir, req.stages);
     config = found.config;
     classes = (found.data.manifest.info as { classes: [string, string] }).classes;
     headDir = found.train.dir;
@@ -222,7 +224,7 @@ export async function* readTextRows(
     }
     return;
   }
-  const { splitLines } = await import('../data/lines.js');
+  const { splitLines } = await import('../core/lines.js');
   for await (const { line, text: raw, nonUtf8 } of splitLines(open() as AsyncIterable<Buffer>)) {
     const flag = nonUtf8 ? { nonUtf8: true } : {};
     if (format === 'jsonl') {
@@ -392,9 +394,9 @@ export async function checkExportFolder(outDir: string): Promise<void> {
  * Writes a self-contained model folder: the head, its settings and the resolved config, the dataset's
  * classes, and a copy of the encoder's files (tokenizer, config, ONNX weights) under encoder/.
  */
-export async function exportModel(configFile: string, sets: string[], cacheDir: string, outDir: string): Promise<{ dir: string; files: string[] }> {
+export async function exportModel(configFile: string, sets: string[], cacheDir: string, outDir: string, stages: Stage[]): Promise<{ dir: string; files: string[] }> {
   await checkExportFolder(outDir);
-  const found = await trainedEntries(configFile, sets, cacheDir);
+  const found = await trainedEntries(configFile, sets, cacheDir, stages);
   const { ENCODER_FILES } = await import('../encoder/encoder.js');
   const folder = await resolveModelFolder(found.config.MODEL, found.modelBaseDir, path.resolve(cacheDir), {
     required: [...TOKENIZER_FILES.required, ...ENCODER_FILES.required],

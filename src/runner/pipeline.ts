@@ -1,14 +1,15 @@
 import { mkdir, appendFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
-import { Cache, stageKey, type CacheEntry, type ComputeResult, type KeyMaterial, type LockEvent, type StageKey } from './cache.js';
-import type { LoadedExperiment } from './config.js';
-import { DamagedEntryError, UserError } from './errors.js';
-import { setActivity } from './exit-guard.js';
-import { explainSystemError } from './system-errors.js';
-import { commonDir, fingerprintFiles } from './fingerprint.js';
-import { ProgressLine, formatSeconds } from './progress.js';
-import { STAGE_NAMES, type KeyContext, type Stage, type StageName } from './stage.js';
+import { Cache, stageKey, type CacheEntry, type ComputeResult, type KeyMaterial, type LockEvent, type StageKey } from '../core/cache.js';
+import type { LoadedExperiment } from '../config/experiment.js';
+import { DamagedEntryError, UserError } from '../core/errors.js';
+import { setActivity } from '../core/activity.js';
+import { explainSystemError } from '../core/system-errors.js';
+import { commonDir, fingerprintFiles } from '../core/fingerprint.js';
+import { formatSeconds } from '../core/format.js';
+import { ProgressLine } from './progress.js';
+import { STAGE_NAMES, type KeyContext, type Stage, type StageName } from '../stages/stage.js';
 
 export interface RunOptions {
   cacheDir: string;

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { EpochRecord } from '../stages/train.js';
-import type { Metrics } from '../stages/evaluate.js';
+import type { EpochRecord } from '../training/trained-head.js';
+import type { Metrics } from '../training/metrics.js';
 import { formatMeasure, formatPercent } from '../training/metrics.js';
 
 /** One line chart per measure (loss, accuracy) of train vs valid over epochs, as SVG. */

@@ -1,18 +1,17 @@
 import { copyFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import Table from 'cli-table3';
-import type { Metrics } from '../stages/evaluate.js';
-import type { EpochRecord } from '../stages/train.js';
-import { Cache, readEntryJson } from './cache.js';
-import { UsageError, loadExperiments, type LoadedExperiment } from './config.js';
-import { UserError } from './errors.js';
-import { checkFolderOption } from './system-errors.js';
+import type { Metrics } from '../training/metrics.js';
+import type { EpochRecord } from '../training/trained-head.js';
+import { Cache, readEntryJson } from '../core/cache.js';
+import { UsageError, loadExperiments, type LoadedExperiment } from '../config/experiment.js';
+import { UserError } from '../core/errors.js';
+import { checkFolderOption } from '../core/system-errors.js';
 import { planStages, runStages, stagesUntil, type StagesResult } from './pipeline.js';
-import { formatSeconds } from './progress.js';
-import { formatMeasure, formatPercent } from '../training/metrics.js';
-import { STAGE_NAMES, type Stage, type StageName } from './stage.js';
+import { STAGE_NAMES, type Stage, type StageName } from '../stages/stage.js';
 
 export interface RunRequest {
+  /** The pipeline's stages in run order (src/stages' STAGES). */
+  stages: Stage[];
   experiments: string[];
   sets: string[];
   cacheDir: string;
@@ -50,9 +49,6 @@ function stageName(flag: string, value: string | undefined): StageName | undefin
   return value as StageName;
 }
 
-async function stages() {
-  return (await import('../stages/index.js')).STAGES;
-}
 
 /** Runs each experiment's stages (validating all of them first). */
 export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
@@ -65,7 +61,7 @@ export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
     if (loaded.length !== 1) throw new UsageError('--name names one run: give one experiment file with it');
     loaded[0].name = req.name;
   }
-  const all = await stages();
+  const all = req.stages;
   const results: RunResult[] = [];
   for (const experiment of loaded) {
     const selected = experiment.config.TRAIN ? all : await predictOnly(experiment, all, path.resolve(req.cacheDir));
@@ -105,8 +101,8 @@ async function recordOutcome(stages: StagesResult): Promise<RunResult> {
   const infer = stages.stages.find((s) => s.name === 'infer');
   const prediction = infer ? { text: String(infer.info.text), probability: Number(infer.info.probability), label: String(infer.info.label) } : undefined;
   if (!train || !evaluate) return prediction ? { ...stages, prediction } : stages;
-  const { HISTORY_FILE } = await import('../stages/train.js');
-  const { METRICS_FILE } = await import('../stages/evaluate.js');
+  const { HISTORY_FILE } = await import('../training/trained-head.js');
+  const { METRICS_FILE } = await import('../training/metrics.js');
   const { writeReport } = await import('./report.js');
   const history = await readEntryJson<EpochRecord[]>(path.join(train.path, HISTORY_FILE));
   const metrics = await readEntryJson<Metrics>(path.join(evaluate.path, METRICS_FILE));
@@ -124,7 +120,7 @@ export async function explainExperiments(req: RunRequest): Promise<{ experiment:
   const until = stageName('--until', req.until);
   const force = req.force === 'all' ? 'all' : stageName('--force', req.force);
   const loaded = loadExperiments(req.experiments, req.sets);
-  const selected = stagesUntil(await stages(), until);
+  const selected = stagesUntil(req.stages, until);
   const cache = new Cache(path.resolve(req.cacheDir));
   const out = [];
   for (const experiment of loaded) {
@@ -135,25 +131,4 @@ export async function explainExperiments(req: RunRequest): Promise<{ experiment:
     });
   }
   return out;
-}
-
-/** Plain-text summary of a run, for the terminal. */
-export function formatRun(result: RunResult): string {
-  const width = Math.max(...result.stages.map((s) => s.name.length));
-  const lines = result.stages.map((s) => `  ${s.name.padEnd(width)}  ${s.cached ? 'cached  ' : 'computed'}  ${formatSeconds(s.seconds).padStart(6)}  ${s.path}`);
-  const out = [`${result.experiment}: run folder ${result.run_dir}`, ...lines];
-  if (result.metrics) out.push(`backend ${result.backend}, best epoch ${result.metrics.best_epoch}`, formatMetrics(result.metrics));
-  if (result.prediction) out.push(`${JSON.stringify(result.prediction.text)}: ${result.prediction.probability.toFixed(4)} → ${result.prediction.label}`);
-  return out.join('\n');
-}
-
-/** The original's numbers (loss, accuracy per split) and the rest, as a table. */
-export function formatMetrics(metrics: Metrics): string {
-  const table = new Table({ head: ['', 'loss', 'accuracy', 'precision', 'recall', 'F1', 'ROC-AUC', 'examples'], style: { head: [], border: [] } });
-  for (const split of ['train', 'valid', 'test'] as const) {
-    const m = metrics[split];
-    const pct = formatPercent;
-    table.push([split, formatMeasure(m.loss), pct(m.accuracy), pct(m.precision), pct(m.recall), pct(m.f1), formatMeasure(m.roc_auc), m.examples]);
-  }
-  return table.toString();
 }

@@ -1,10 +1,10 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv } from 'ajv';
-import { ConfigError, loadExperiment, loadSchema, parseExperimentFile, suggestKey, whereIs, type LoadedExperiment, type Problem } from './config.js';
-import type { SweepConfig } from './experiment.generated.js';
-import { isLocalModel } from './model-files.js';
-import { checkFolderOption } from './system-errors.js';
+import { ConfigError, loadExperiment, loadSchema, parseExperimentFile, suggestKey, whereIs, type LoadedExperiment, type Problem } from '../config/experiment.js';
+import type { SweepConfig } from '../config/experiment.generated.js';
+import { isLocalModel } from '../core/model-files.js';
+import { checkFolderOption } from '../core/system-errors.js';
 
 /** One expanded trial: its overrides of the base experiment, validated. */
 export interface Trial {
@@ -148,7 +148,7 @@ export interface SweepTrialResult {
   overrides: Record<string, unknown>;
   status: 'done' | 'failed';
   run_dir?: string;
-  metrics?: import('../stages/evaluate.js').Metrics;
+  metrics?: import('../training/metrics.js').Metrics;
   error?: string;
   seconds: number;
 }

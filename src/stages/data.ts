@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { ArrowFileWriter, arrow, int8Column, utf8Column } from '../runner/arrow.js';
-import { datasetSpec, type Experiment } from '../runner/config.js';
-import { UserError } from '../runner/errors.js';
-import type { KeyContext, Stage } from '../runner/stage.js';
+import { ArrowFileWriter, arrow, int8Column, utf8Column } from '../core/arrow.js';
+import { datasetSpec, type Experiment } from '../config/experiment.js';
+import { UserError } from '../core/errors.js';
+import type { KeyContext, Stage } from './stage.js';
 import { describeDataset, readExamples, type SourceExample } from '../data/index.js';
 import { displayPath } from '../data/types.js';
 

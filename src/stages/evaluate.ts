@@ -1,22 +1,10 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Stage } from '../runner/stage.js';
-import type { SplitMetrics } from '../training/metrics.js';
-import { FEATURES_FILE } from './encode.js';
-import { evaluateSplit, loadTrainedHead, splitRows } from './train.js';
-
-export const METRICS_FILE = 'metrics.json';
-export const SPLITS = ['train', 'valid', 'test'] as const;
-
-/** metrics.json: the backend, and loss, accuracy, precision, recall, F1 and ROC-AUC per split. */
-export interface Metrics {
-  backend: string;
-  kernel: string;
-  best_epoch: number;
-  train: SplitMetrics;
-  valid: SplitMetrics;
-  test: SplitMetrics;
-}
+import type { Stage } from './stage.js';
+import { METRICS_FILE, SPLITS, type Metrics } from '../training/metrics.js';
+import { FEATURES_FILE } from '../features/features.js';
+import { splitRows } from './train.js';
+import { evaluateSplit, loadTrainedHead } from '../training/trained-head.js';
 
 /** Measures the best head (the one train kept) on every split, in eval mode. */
 export const evaluateStage: Stage = {

@@ -1,4 +1,4 @@
-import type { Stage } from '../runner/stage.js';
+import type { Stage } from './stage.js';
 import { dataStage } from './data.js';
 import { encodeStage } from './encode.js';
 import { evaluateStage } from './evaluate.js';

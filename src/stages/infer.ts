@@ -1,10 +1,10 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Stage } from '../runner/stage.js';
+import type { Stage } from './stage.js';
 import { createPredictor } from '../inference/predictor.js';
 import { encodeStage } from './encode.js';
 import { tokenizeStage } from './tokenize.js';
-import { loadTrainedHead } from './train.js';
+import { loadTrainedHead } from '../training/trained-head.js';
 
 export const PREDICTION_FILE = 'prediction.json';
 

@@ -1,41 +1,15 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Experiment } from '../runner/config.js';
-import { readEntryJson, type CacheEntry } from '../runner/cache.js';
-import { UserError } from '../runner/errors.js';
-import type { Stage } from '../runner/stage.js';
-import { createHead, resolveBackend, type Head, type HeadSettings } from '../model/index.js';
-import { splitBatches, trainingBatches } from '../training/batches.js';
+import type { Experiment } from '../config/experiment.js';
+import type { CacheEntry } from '../core/cache.js';
+import { HEAD_FILE, HEAD_INFO_FILE, HISTORY_FILE, evaluateSplit, type EpochRecord, type HeadInfo } from '../training/trained-head.js';
+import { UserError } from '../core/errors.js';
+import type { Stage } from './stage.js';
+import { createHead, resolveBackend, type HeadSettings } from '../model/index.js';
+import { trainingBatches } from '../training/batches.js';
 import { MetricsAccumulator } from '../training/metrics.js';
-import { readSafetensors, writeSafetensors, type NamedTensor } from '../training/safetensors.js';
-import { FEATURES_FILE } from './encode.js';
-
-export const HEAD_FILE = 'head.safetensors';
-export const HEAD_INFO_FILE = 'head.json';
-export const HISTORY_FILE = 'history.json';
-
-/** One epoch of training, as kept in history.json and drawn as learning curves. */
-export interface EpochRecord {
-  epoch: number;
-  train_loss: number;
-  train_accuracy: number;
-  valid_loss: number;
-  valid_accuracy: number;
-  seconds: number;
-  /** Whether this epoch's head is the one kept (best valid loss so far). */
-  best: boolean;
-}
-
-/** What a trained head needs besides its weights, to be rebuilt for evaluation or inference. */
-export interface HeadInfo {
-  settings: HeadSettings;
-  backend: string;
-  kernel: string;
-  best_epoch: number;
-  best_valid_loss: number;
-  /** Why training ended before N_EPOCHS (the loss stopped being a number), when it did. */
-  stopped?: string;
-}
+import { writeSafetensors, type NamedTensor } from '../training/safetensors.js';
+import { FEATURES_FILE } from '../features/features.js';
 
 export function headSettings(config: Experiment, inputSize: number): HeadSettings {
   return {
@@ -63,26 +37,6 @@ export function trainReads(config: Experiment) {
     // Engines differ in floating-point order, so results are per engine as resolved (auto → the installed one).
     BACKEND: resolveBackend(config.BACKEND),
   };
-}
-
-/** Loss and accuracy of `head` on one split (eval mode). */
-export async function evaluateSplit(head: Head, featuresFile: string, split: string, batchSize: number, onBatch?: (rows: number) => void, signal?: AbortSignal): Promise<MetricsAccumulator> {
-  const acc = new MetricsAccumulator();
-  for await (const b of splitBatches(featuresFile, split, batchSize)) {
-    signal?.throwIfAborted();
-    acc.add(await head.predict(b), b.labels);
-    onBatch?.(acc.count);
-  }
-  return acc;
-}
-
-/** Rebuilds a trained head from a folder holding head.json and head.safetensors (a train entry, or an export). */
-export async function loadTrainedHead(dir: string, backend: Experiment['BACKEND']): Promise<{ head: Head; info: HeadInfo }> {
-  const info = await readEntryJson<HeadInfo>(path.join(dir, HEAD_INFO_FILE));
-  const head = await createHead(info.settings, { backend });
-  const { tensors } = await readSafetensors(path.join(dir, HEAD_FILE));
-  head.setWeights(tensors);
-  return { head, info };
 }
 
 function copyWeights(w: Record<string, NamedTensor>): Record<string, NamedTensor> {

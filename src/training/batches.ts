@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
-import { arrow } from '../runner/arrow.js';
-import { decodeFeatureBatch, readFeatures, type FeatureBatch } from '../stages/encode.js';
+import { arrow } from '../core/arrow.js';
+import { decodeFeatureBatch, readFeatures, type FeatureBatch } from '../features/features.js';
 import { seededGenerator, shuffleInPlace } from './random.js';
 
 /** A padded batch for the head: x is [batch, steps, hidden] row-major, zero past each row's length. */

@@ -97,3 +97,16 @@ export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): nu
   if (positives === 0 || negatives === 0) return Number.NaN;
   return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
 }
+
+export const METRICS_FILE = 'metrics.json';
+export const SPLITS = ['train', 'valid', 'test'] as const;
+
+/** metrics.json: the backend, and loss, accuracy, precision, recall, F1 and ROC-AUC per split. */
+export interface Metrics {
+  backend: string;
+  kernel: string;
+  best_epoch: number;
+  train: SplitMetrics;
+  valid: SplitMetrics;
+  test: SplitMetrics;
+}

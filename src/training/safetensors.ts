@@ -1,5 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { DamagedEntryError, messageOf } from '../runner/errors.js';
+import { DamagedEntryError, messageOf } from '../core/errors.js';
 
 /** A named float32 tensor, as a head's weights are kept. */
 export interface NamedTensor {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { open, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Cache, type KeyMaterial } from '../../src/runner/cache.js';
+import { Cache, type KeyMaterial } from '../../src/core/cache.js';
 import { sentiment, tempDir } from '../helpers.js';
 
 const material = (x: number): KeyMaterial => ({ stage: 'data', version: 1, config: { x }, upstream: {}, inputs: {} });

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import * as tar from 'tar';
-import { UserError } from '../../src/runner/errors.js';
+import { UserError } from '../../src/core/errors.js';
 import { readExamples, type DatasetDescription, type ReadOptions, type SourceExample } from '../../src/data/index.js';
 
 export async function makeTempDir(): Promise<string> {

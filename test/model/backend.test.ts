@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { installed } from '../../src/model/backend.js';
 import { resolveBackend, selectBackend, selectTfjsBackend, type BackendSetting } from '../../src/model/index.js';
-import { isUserError } from '../../src/runner/errors.js';
+import { isUserError } from '../../src/core/errors.js';
 import { REPO } from '../helpers.js';
 
 

@@ -3,12 +3,12 @@ import { cp, open, readdir, readFile, stat, unlink, writeFile } from 'node:fs/pr
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { loadExperiment } from '../../src/runner/config.js';
+import { loadExperiment } from '../../src/config/experiment.js';
 import { runStages, planStages, type RunOptions } from '../../src/runner/pipeline.js';
-import { Cache } from '../../src/runner/cache.js';
-import { readArrowBatches } from '../../src/runner/arrow.js';
-import { DamagedEntryError } from '../../src/runner/errors.js';
-import type { Stage } from '../../src/runner/stage.js';
+import { Cache } from '../../src/core/cache.js';
+import { readArrowBatches } from '../../src/core/arrow.js';
+import { DamagedEntryError } from '../../src/core/errors.js';
+import type { Stage } from '../../src/stages/stage.js';
 import { STAGES } from '../../src/stages/index.js';
 import { tinyBert } from '../fixtures/tiny-bert.js';
 import { makeReviews } from '../fixtures/reviews.js';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import path from 'node:path';
-import { ConfigError } from '../../src/runner/config.js';
+import { ConfigError } from '../../src/config/experiment.js';
 import { cartesian, loadSweep, trialSets } from '../../src/runner/sweep.js';
 import { REPO, tempDir, writeText, thrownBy } from '../helpers.js';
 

@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import { balancedSubset, holdOut, splitExamples } from '../../src/stages/data.js';
 import type { SourceExample } from '../../src/data/index.js';
-import type { Experiment } from '../../src/runner/config.js';
-import { UserError } from '../../src/runner/errors.js';
+import type { Experiment } from '../../src/config/experiment.js';
+import { UserError } from '../../src/core/errors.js';
+import { STAGES } from '../../src/stages/index.js';
 
 function source(n: number, from: 'train' | 'test'): SourceExample[] {
   return Array.from({ length: n }, (_, i) => ({ id: `${from}:${i}`, text: `text ${i}`, classIndex: (i % 2) as 0 | 1, source: from }));
@@ -117,7 +118,7 @@ describe('stages/data', () => {
       let log = '';
       const stream = new Writable({ write: (c, _e, cb) => void ((log += String(c)), cb()) });
       const cacheDir = path.join(dir, 'cache');
-      const [result] = await runExperiments({ experiments: [exp], sets: [], cacheDir, runsDir: path.join(dir, 'runs'), until: 'data', interactive: false, stream });
+      const [result] = await runExperiments({ stages: STAGES, experiments: [exp], sets: [], cacheDir, runsDir: path.join(dir, 'runs'), until: 'data', interactive: false, stream });
       expect(log).to.contain('warning: 2 examples have bytes that are not UTF-8 (first at');
       expect(log).to.match(/reviews\.jsonl:7\); they were read as U\+FFFD/);
       const manifest = JSON.parse(await readFile(path.join(result!.stages[0]!.path!, 'manifest.json'), 'utf8'));
@@ -126,7 +127,7 @@ describe('stages/data', () => {
 
       let error: unknown;
       try {
-        await runExperiments({ experiments: [exp], sets: ['DATASET=' + path.join(dir, 'ones.jsonl')], cacheDir, runsDir: path.join(dir, 'runs'), until: 'data', interactive: false, stream });
+        await runExperiments({ stages: STAGES, experiments: [exp], sets: ['DATASET=' + path.join(dir, 'ones.jsonl')], cacheDir, runsDir: path.join(dir, 'runs'), until: 'data', interactive: false, stream });
       } catch (e) {
         error = e;
       }

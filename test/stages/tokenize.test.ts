@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import path from 'node:path';
-import { loadTokenizer } from '../../src/stages/tokenize.js';
-import { UserError } from '../../src/runner/errors.js';
+import { loadTokenizer } from '../../src/encoder/tokenizer.js';
+import { UserError } from '../../src/core/errors.js';
 import { tinyBert, tinyBertVocab } from '../fixtures/tiny-bert.js';
 import { requireShared } from '../helpers.js';
 
@@ -39,8 +39,8 @@ describe('stages/tokenize', () => {
 
 describe('stages/tokenize worker pool', () => {
   it('gives the same ids, in order, as tokenizing in-process', async () => {
-    const { startWorkerPool } = await import('../../src/stages/tokenize.js');
-    const { tokenizeChunk } = await import('../../src/stages/tokenize-worker.js');
+    const { startWorkerPool } = await import('../../src/encoder/tokenizer.js');
+    const { tokenizeChunk } = await import('../../src/encoder/tokenize-worker.js');
     const dir = await tinyBert();
     const texts = Array.from({ length: 301 }, (_, i) => `Review ${i}: the movie was ${i % 3 === 0 ? 'not ' : ''}good, ${'very '.repeat(i % 7)}good!`);
     const tok = await loadTokenizer(dir, 12);

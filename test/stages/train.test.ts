@@ -3,25 +3,28 @@ import { cp, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { Cache, type CacheEntry } from '../../src/runner/cache.js';
-import { loadExperiment } from '../../src/runner/config.js';
-import { isUserError } from '../../src/runner/errors.js';
-import { arrow } from '../../src/runner/arrow.js';
+import { Cache, type CacheEntry } from '../../src/core/cache.js';
+import { loadExperiment } from '../../src/config/experiment.js';
+import { isUserError } from '../../src/core/errors.js';
+import { arrow } from '../../src/core/arrow.js';
 import { keyContext } from '../../src/runner/pipeline.js';
-import { formatMetrics, runExperiments } from '../../src/runner/run.js';
-import { FEATURES_FILE } from '../../src/stages/encode.js';
+import { runExperiments } from '../../src/runner/run.js';
+import { formatMetrics } from '../../src/cli/tables.js';
+import { FEATURES_FILE } from '../../src/features/features.js';
 import { trainStage } from '../../src/stages/train.js';
 import { readSafetensors } from '../../src/training/safetensors.js';
-import type { EpochRecord } from '../../src/stages/train.js';
+import type { EpochRecord } from '../../src/training/trained-head.js';
 import { makeReviews } from '../fixtures/reviews.js';
 import { tinyBert } from '../fixtures/tiny-bert.js';
 import { sentiment, tempDir, writeText } from '../helpers.js';
+import { STAGES } from '../../src/stages/index.js';
 
 describe('stages/train, evaluate, infer (end to end on the repo fixtures)', function () {
   this.timeout(600_000);
   let dir: string;
   let file: string;
   const request = (sets: string[] = [], force?: string) => ({
+    stages: STAGES,
     experiments: [file],
     sets,
     cacheDir: path.join(dir, 'cache'),

@@ -1,9 +1,9 @@
 import { Flags } from '@oclif/core';
 import path from 'node:path';
-import { Cache } from '../../runner/cache.js';
-import { SentimentCommand, locationFlags } from '../../runner/command.js';
-import { UserError } from '../../runner/errors.js';
-import { checkFolderOption } from '../../runner/system-errors.js';
+import { Cache } from '../../core/cache.js';
+import { SentimentCommand, locationFlags } from '../../cli/command.js';
+import { UserError } from '../../core/errors.js';
+import { checkFolderOption } from '../../core/system-errors.js';
 import { existsSync } from 'node:fs';
 
 export default class CacheVerify extends SentimentCommand {

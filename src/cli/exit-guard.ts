@@ -6,31 +6,23 @@
  * then has stalled: the guard says what was in progress and makes the exit code 1.
  */
 
-let activity: string | undefined;
-
-/** What the process is doing now, named in the message if it stops before finishing. */
-export function setActivity(what: string | undefined): void {
-  activity = what;
-}
-
-export function currentActivity(): string | undefined {
-  return activity;
-}
-
 export interface ExitGuard {
   /** The command returned (or threw and was handled): exiting is expected from now on. */
   finished(): void;
 }
 
+import { currentActivity, setActivity } from '../core/activity.js';
+
+export { setActivity };
+
 export function guardExit(command: string, stream: NodeJS.WritableStream = process.stderr): ExitGuard {
   let done = false;
   let stalled = false;
-  activity ??= command;
   const onBeforeExit = () => {
     if (done || stalled) return;
     stalled = true;
     stream.write(
-      `Error: stopped before finishing ${activity ?? command}: the process ran out of work while a step was still waiting ` +
+      `Error: stopped before finishing ${currentActivity() ?? command}: the process ran out of work while a step was still waiting ` +
         '(an engine or library never answered). Nothing was half-written to the cache; rerun the command, and report this with --verbose output if it repeats.\n',
     );
   };

@@ -4,13 +4,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, stat, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Cache, LOCK_STALE_MS, stageKey, type KeyMaterial, type LockEvent } from '../../src/runner/cache.js';
-import { fingerprintFiles } from '../../src/runner/fingerprint.js';
+import { Cache, LOCK_STALE_MS, stageKey, type KeyMaterial, type LockEvent } from '../../src/core/cache.js';
+import { fingerprintFiles } from '../../src/core/fingerprint.js';
 import { tempDir } from '../helpers.js';
 
 const material = (config: Record<string, unknown>): KeyMaterial => ({ stage: 'data', version: 1, config, upstream: {}, inputs: {} });
 
-describe('runner/cache', () => {
+describe('core/cache', () => {
   it('keys are SHA-256 of canonical material: key order does not matter, values do', () => {
     expect(stageKey(material({ a: 1, b: 2 }))).to.match(/^[0-9a-f]{64}$/);
     expect(stageKey(material({ a: 1, b: 2 }))).to.equal(stageKey(material({ b: 2, a: 1 })));
@@ -284,7 +284,7 @@ async function rewriteManifest(dir: string, change: (m: Record<string, unknown>)
   await writeFile(file, JSON.stringify(change(JSON.parse(await readFile(file, 'utf8')))));
 }
 
-const CACHE_MODULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/runner/cache.ts');
+const CACHE_MODULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/core/cache.ts');
 
 /**
  * A real child process that takes the entry's lock through Cache.compute and prints "locked";

@@ -11,7 +11,7 @@ import { REPO } from '../helpers.js';
  */
 function runScript(options: { guard: boolean; settle: boolean }): Promise<{ code: number | null; stderr: string }> {
   const script = `
-    import { guardExit, setActivity } from ${JSON.stringify(path.join(REPO, 'src/runner/exit-guard.ts'))};
+    import { guardExit, setActivity } from ${JSON.stringify(path.join(REPO, 'src/cli/exit-guard.ts'))};
     import { createRequire } from 'node:module';
     const guard = ${options.guard} ? guardExit('run') : undefined;
     const fromWriteFileAtomic = createRequire(createRequire(import.meta.url).resolve('write-file-atomic'));
@@ -26,7 +26,7 @@ function runScript(options: { guard: boolean; settle: boolean }): Promise<{ code
   });
 }
 
-describe('runner/exit-guard', () => {
+describe('cli/exit-guard', () => {
   it('without the guard, a command stalled on an unsettled promise exits 0 (what the guard is for)', async () => {
     const r = await runScript({ guard: false, settle: false });
     expect(r.code).to.equal(0);

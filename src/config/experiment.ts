@@ -5,8 +5,8 @@ import YAML, { isMap, isSeq, isScalar, isPair, LineCounter, type Document, type 
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import ajvErrorsModule from 'ajv-errors';
 import { closest, distance } from 'fastest-levenshtein';
-import { UserError, messageOf } from './errors.js';
-import { firstNonUtf8 } from '../data/lines.js';
+import { UserError, messageOf } from '../core/errors.js';
+import { firstNonUtf8 } from '../core/lines.js';
 import type { DatasetSpec, ExperimentConfig } from './experiment.generated.js';
 
 /** Every key present: what the schema's defaults give after validation. */

@@ -3,8 +3,8 @@ import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { TOKENIZER_FILES, isLocalModel, resolveModelFolder } from '../../src/runner/model-files.js';
-import { UserError } from '../../src/runner/errors.js';
+import { TOKENIZER_FILES, isLocalModel, resolveModelFolder } from '../../src/core/model-files.js';
+import { UserError } from '../../src/core/errors.js';
 import { tinyBert } from '../fixtures/tiny-bert.js';
 import { tempDir } from '../helpers.js';
 
@@ -26,7 +26,7 @@ async function hub(folder: string, requests: string[]): Promise<{ server: Server
   return { server, url: `http://127.0.0.1:${address.port}` };
 }
 
-describe('runner/model-files', () => {
+describe('core/model-files', () => {
   const saved = process.env.HF_ENDPOINT;
   afterEach(() => {
     if (saved === undefined) delete process.env.HF_ENDPOINT;

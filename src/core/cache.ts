@@ -6,7 +6,7 @@ import path from 'node:path';
 import canonicalize from 'canonicalize';
 import lockfile from 'proper-lockfile';
 import { DamagedEntryError, messageOf } from './errors.js';
-import { formatCount } from './progress.js';
+import { formatCount } from './format.js';
 
 /** Everything a stage's output depends on; its canonical JSON's SHA-256 is the stage's key. */
 export interface KeyMaterial {

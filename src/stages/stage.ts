@@ -1,5 +1,5 @@
-import type { Cache, CacheEntry } from './cache.js';
-import type { LoadedExperiment, Experiment } from './config.js';
+import type { Cache, CacheEntry } from '../core/cache.js';
+import type { LoadedExperiment, Experiment } from '../config/experiment.js';
 
 export const STAGE_NAMES = ['data', 'tokenize', 'encode', 'train', 'evaluate', 'infer'] as const;
 export type StageName = (typeof STAGE_NAMES)[number];

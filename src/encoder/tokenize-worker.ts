@@ -1,6 +1,6 @@
 // A worker thread that tokenizes chunks of texts for the tokenize stage (one per core).
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadTokenizer } from './tokenize.js';
+import { loadTokenizer } from './tokenizer.js';
 
 export interface TokenizeRequest {
   seq: number;

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import path from 'node:path';
-import { ConfigError, UsageError, loadExperiment, loadExperiments, parseSet, suggestKey, type Problem } from '../../src/runner/config.js';
+import { ConfigError, UsageError, loadExperiment, loadExperiments, parseSet, suggestKey, type Problem } from '../../src/config/experiment.js';
 import { REPO, tempDir, writeText, thrownBy } from '../helpers.js';
 
 async function problemsOf(yaml: string, sets: string[] = []): Promise<{ file: string; problems: Problem[]; lines: string[] }> {
@@ -14,7 +14,7 @@ async function problemsOf(yaml: string, sets: string[] = []): Promise<{ file: st
   throw new Error('expected a ConfigError');
 }
 
-describe('runner/config', () => {
+describe('config/experiment', () => {
   it('fills the original defaults for every key', async () => {
     const file = await writeText(path.join(await tempDir(), 'min.yaml'), 'N_EPOCHS: 2\n');
     const { config, name } = loadExperiment(file);

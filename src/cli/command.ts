@@ -1,7 +1,7 @@
 import { Command, Flags } from '@oclif/core';
-import { ConfigError, UsageError } from './config.js';
-import { isUserError } from './errors.js';
-import { explainSystemError } from './system-errors.js';
+import { ConfigError, UsageError } from '../config/experiment.js';
+import { isUserError } from '../core/errors.js';
+import { explainSystemError } from '../core/system-errors.js';
 
 /**
  * Shared error handling: user errors print their message and exit 1 (2 for wrong usage), with a

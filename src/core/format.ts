@@ -1,0 +1,15 @@
+/** Numbers and durations for people, in progress lines, tables and logs. */
+
+/** "1,234" */
+export function formatCount(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+export function formatSeconds(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  if (s < 10) return `${s.toFixed(1)}s`;
+  if (s < 90) return `${Math.round(s)}s`;
+  const m = Math.floor(s / 60);
+  if (m < 90) return `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
