@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { loadExperiment } from '../src/config/experiment.js';
 import { runStages } from '../src/runner/pipeline.js';
 import { STAGES } from '../src/stages/index.js';
+import type { TokenizeInfo } from '../src/stages/tokenize.js';
 
 const shared = path.resolve(import.meta.dirname, '../../shared');
 const train = path.join(shared, 'data/imdb/train.jsonl');
@@ -28,11 +29,12 @@ async function measure(threads: number) {
     const quiet = new Writable({ write: (_c, _e, cb) => cb() });
     const result = await runStages(loadExperiment(file), STAGES, { cacheDir: path.join(dir, 'cache'), runsDir: path.join(dir, 'runs'), until: 'tokenize', interactive: false, stream: quiet });
     const [data, tokenize] = result.stages;
-    const rows = Number(tokenize.info.rows);
-    const tokens = Number(tokenize.info.tokens);
+    const info = tokenize.info as TokenizeInfo;
+    const rows = info.rows;
+    const tokens = info.tokens;
     return {
       bench: 'data+tokenize',
-      threads: tokenize.info.threads,
+      threads: info.threads,
       reviews: rows,
       tokens,
       data_seconds: +data.seconds.toFixed(2),

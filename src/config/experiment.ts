@@ -381,7 +381,3 @@ export function loadExperiments(files: string[], sets: string[] = [], cwd = proc
   return loaded;
 }
 
-/** DATASET with the spec's defaults applied, whether it was written as a string or a mapping. */
-export function datasetSpec(config: Experiment): DatasetSpec {
-  return typeof config.DATASET === 'string' ? { path: config.DATASET } : config.DATASET;
-}

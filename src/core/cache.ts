@@ -39,7 +39,7 @@ export interface ManifestFile {
   sha256: string;
 }
 
-export interface Manifest {
+export interface Manifest<I extends object = object> {
   format: typeof MANIFEST_FORMAT;
   stage: string;
   key: string;
@@ -48,14 +48,14 @@ export interface Manifest {
   /** Seconds the stage took to compute (its `produce`, not waiting for a lock, not hashing). */
   seconds: number;
   /** What the stage reports about its output (row counts, files, dtype, ...). */
-  info: Record<string, unknown>;
+  info: I;
   /** Every file of the entry but manifest.json, sorted by path. */
   files: ManifestFile[];
 }
 
-export interface CacheEntry {
+export interface CacheEntry<I extends object = object> {
   dir: string;
-  manifest: Manifest;
+  manifest: Manifest<I>;
 }
 
 export type StageKey = string;
@@ -365,7 +365,7 @@ export class Cache {
    */
   async compute(
     material: KeyMaterial,
-    produce: (tmpDir: string) => Promise<Record<string, unknown>>,
+    produce: (tmpDir: string) => Promise<object>,
     options: { force?: boolean; onLock?: (event: LockEvent) => void } = {},
   ): Promise<ComputeResult> {
     const key = stageKey(material);

@@ -57,9 +57,9 @@ async function modelMaxLength(dir: string): Promise<number | undefined> {
   return undefined;
 }
 
-/** Worker threads for tokenizing: SENTIMENT_THREADS, else one per core (at most 8). */
-export function tokenizeThreads(env: NodeJS.ProcessEnv = process.env): number {
-  return askedThreads(env) ?? Math.min(os.availableParallelism(), 8);
+/** Worker threads for tokenizing: the threads asked for (SENTIMENT_THREADS), else one per core (at most 8). */
+export function tokenizeThreads(asked: number | undefined = askedThreads()): number {
+  return asked ?? Math.min(os.availableParallelism(), 8);
 }
 
 export type ChunkTokenizer = (texts: string[]) => Promise<{ flat: Int32Array; offsets: Int32Array }>;

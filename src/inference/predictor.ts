@@ -24,7 +24,8 @@ export interface Predictor {
  * features are rounded to float16 when that is how the head saw them in training.
  */
 export async function createPredictor(options: {
-  config: Experiment;
+  /** What prediction reads of the config: the model, how texts were truncated and features stored, TARGET, DEVICE. */
+  config: Pick<Experiment, 'MODEL' | 'MAX_LENGTH' | 'ENCODER_DTYPE' | 'TARGET' | 'DEVICE'>;
   modelBaseDir: string;
   cacheRoot: string;
   head: Head;

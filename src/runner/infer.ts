@@ -7,7 +7,7 @@ import { loadExperiment, UsageError, type Experiment } from '../config/experimen
 import { UserError } from '../core/errors.js';
 import { checkFolderOption } from '../core/system-errors.js';
 import { planStages, stagesUntil } from './pipeline.js';
-import type { Stage } from '../stages/stage.js';
+import type { AnyStage } from '../stages/stage.js';
 import { resolveModelFolder, TOKENIZER_FILES } from '../core/model-files.js';
 import { ArrowFileWriter, arrow } from '../core/arrow.js';
 
@@ -22,7 +22,7 @@ export interface InferRow {
 
 export interface InferRequest {
   /** The pipeline's stages, to find the trained head's entries by key. */
-  stages: Stage[];
+  stages: AnyStage[];
   /** An experiment file (finds its head through the cache), or… */
   config?: string;
   /** …a folder written by `sentiment export`. */
@@ -42,7 +42,7 @@ interface ExportedModel {
 const EXPORT_MANIFEST = 'sentiment-model.json';
 
 /** The cache entries `sentiment run` made for this config (same --set overrides), found by key. */
-async function trainedEntries(configFile: string, sets: string[], cacheDir: string, stages: Stage[]): Promise<{ config: Experiment; modelBaseDir: string; train: CacheEntry; data: CacheEntry; name: string }> {
+async function trainedEntries(configFile: string, sets: string[], cacheDir: string, stages: AnyStage[]): Promise<{ config: Experiment; modelBaseDir: string; train: CacheEntry; data: CacheEntry; name: string }> {
   const experiment = loadExperiment(configFile, sets);
   await checkFolderOption('--cache-dir', cacheDir);
   const plan = await planStages(experiment, stagesUntil(stages, 'train'), new Cache(path.resolve(cacheDir)));
@@ -394,7 +394,7 @@ export async function checkExportFolder(outDir: string): Promise<void> {
  * Writes a self-contained model folder: the head, its settings and the resolved config, the dataset's
  * classes, and a copy of the encoder's files (tokenizer, config, ONNX weights) under encoder/.
  */
-export async function exportModel(configFile: string, sets: string[], cacheDir: string, outDir: string, stages: Stage[]): Promise<{ dir: string; files: string[] }> {
+export async function exportModel(configFile: string, sets: string[], cacheDir: string, outDir: string, stages: AnyStage[]): Promise<{ dir: string; files: string[] }> {
   await checkExportFolder(outDir);
   const found = await trainedEntries(configFile, sets, cacheDir, stages);
   const { ENCODER_FILES } = await import('../encoder/encoder.js');

@@ -9,7 +9,8 @@ import { explainSystemError } from '../core/system-errors.js';
 import { commonDir, fingerprintFiles } from '../core/fingerprint.js';
 import { formatSeconds } from '../core/format.js';
 import { ProgressLine } from './progress.js';
-import { STAGE_NAMES, type KeyContext, type Stage, type StageName } from '../stages/stage.js';
+import { STAGE_NAMES, guardReads, type AnyStage, type KeyContext, type RunSettings, type Sources, type StageName } from '../stages/stage.js';
+import { readSettings } from '../core/settings.js';
 
 export interface RunOptions {
   cacheDir: string;
@@ -23,10 +24,14 @@ export interface RunOptions {
   /** Progress and log lines, when not rendered by listr2's terminal display (for tests and --json). */
   stream?: NodeJS.WritableStream;
   signal?: AbortSignal;
+  /** How the work is done (threads, DEVICE); default: the environment's settings and the experiment's DEVICE. */
+  settings?: RunSettings;
 }
 
 export interface PlannedStage {
-  stage: Stage;
+  stage: AnyStage;
+  /** What the stage reads of the config: in its key, and all `produce` sees of the config. */
+  reads: object;
   material: KeyMaterial;
   key: StageKey;
   /** The cached entry, when it hits and is not forced. */
@@ -45,7 +50,7 @@ export interface StageResult {
   /** Seconds spent waiting for another process that held the entry's lock (absent when it was free). */
   waited?: number;
   path: string;
-  info: Record<string, unknown>;
+  info: object;
 }
 
 export interface StagesResult {
@@ -54,17 +59,26 @@ export interface StagesResult {
   stages: StageResult[];
 }
 
-export function keyContext(experiment: LoadedExperiment, cache: Cache): KeyContext {
+/** Where an experiment's files are (MODEL, DATASET relative to the folders their values came from), and the cache. */
+export function experimentSources(experiment: LoadedExperiment, cache: Cache): Sources {
   return {
-    experiment,
-    config: experiment.config,
-    cache,
+    model: { value: experiment.config.MODEL, baseDir: experiment.baseDirs.MODEL ?? process.cwd() },
+    dataset: { value: experiment.config.DATASET, baseDir: experiment.baseDirs.DATASET ?? process.cwd() },
+    cacheRoot: cache.root,
+  };
+}
+
+/** What a stage's `inputs()` sees: its reads, the sources, and fingerprints remembered in the cache. */
+export function keyContext<R>(reads: R, sources: Sources, cache: Cache): KeyContext<R> {
+  return {
+    reads,
+    sources,
     fingerprint: (files, root) => fingerprintFiles(files, root ?? commonDir(files), path.join(cache.root, 'fingerprints.json')),
   };
 }
 
 /** The stages a run goes through, in order, up to `until`. */
-export function stagesUntil(stages: Stage[], until?: StageName): Stage[] {
+export function stagesUntil(stages: AnyStage[], until?: StageName): AnyStage[] {
   if (!until) return stages;
   const index = stages.findIndex((s) => s.name === until);
   if (index < 0) {
@@ -75,8 +89,8 @@ export function stagesUntil(stages: Stage[], until?: StageName): Stage[] {
 }
 
 /** Computes every stage's key (chained through upstream keys) and whether it is cached, without running anything. */
-export async function planStages(experiment: LoadedExperiment, stages: Stage[], cache: Cache, force?: StageName | 'all'): Promise<PlannedStage[]> {
-  const ctx = keyContext(experiment, cache);
+export async function planStages(experiment: LoadedExperiment, stages: AnyStage[], cache: Cache, force?: StageName | 'all'): Promise<PlannedStage[]> {
+  const sources = experimentSources(experiment, cache);
   const keys = new Map<StageName, StageKey>();
   const planned: PlannedStage[] = [];
   const forceFrom = force === undefined ? Infinity : force === 'all' ? 0 : STAGE_NAMES.indexOf(force);
@@ -87,19 +101,20 @@ export async function planStages(experiment: LoadedExperiment, stages: Stage[], 
       if (!key) throw new Error(`stage ${stage.name} needs ${name}, which is not planned before it`);
       upstream[name] = key;
     }
+    const reads = stage.reads(experiment.config) as object;
     const material: KeyMaterial = {
       stage: stage.name,
       version: stage.version,
-      config: stage.reads(experiment.config),
+      config: { ...reads },
       upstream,
-      inputs: stage.inputs ? await stage.inputs(ctx) : {},
+      inputs: stage.inputs ? await stage.inputs(keyContext(reads, sources, cache)) : {},
     };
     const key = stageKey(material);
     keys.set(stage.name, key);
     const forced = STAGE_NAMES.indexOf(stage.name) >= forceFrom;
     const entry = forced ? undefined : await cache.lookup(stage.name, key);
     const reason = forced ? 'forced' : entry ? hitReason(entry) : await missReason(cache, material);
-    planned.push({ stage, material, key, entry, forced, reason });
+    planned.push({ stage, reads, material, key, entry, forced, reason });
   }
   return planned;
 }
@@ -159,7 +174,7 @@ export async function makeRunDir(runsDir: string, experiment: string): Promise<s
  * Runs an experiment's stages in order, each from the cache when its key hits, and records the run in
  * a run folder (resolved config, log, result).
  */
-export async function runStages(experiment: LoadedExperiment, stages: Stage[], options: RunOptions): Promise<StagesResult> {
+export async function runStages(experiment: LoadedExperiment, stages: AnyStage[], options: RunOptions): Promise<StagesResult> {
   // Progress never goes to stdout, which --json keeps for its one document.
   const out = (options.stream ?? process.stderr) as NodeJS.WriteStream;
   // Cache warnings (an entry moved aside): into the stage's progress and log while a stage runs, else
@@ -189,7 +204,8 @@ export async function runStages(experiment: LoadedExperiment, stages: Stage[], o
   const { Listr, ListrLogger, ProcessOutput } = await import('listr2');
   const processOutput = new ProcessOutput(out, out);
   const rendererOptions = { processOutput, logger: new ListrLogger({ processOutput }) };
-  const ctx = keyContext(experiment, cache);
+  const sources = experimentSources(experiment, cache);
+  const settings: RunSettings = options.settings ?? { ...readSettings(), device: experiment.config.DEVICE };
   const entries: Partial<Record<StageName, CacheEntry>> = {};
   const results: StageResult[] = [];
   const signal = options.signal ?? new AbortController().signal;
@@ -204,9 +220,10 @@ export async function runStages(experiment: LoadedExperiment, stages: Stage[], o
   const computeStage = async (p: PlannedStage, progress: ProgressLine, onLock: (e: LockEvent) => void): Promise<ComputeResult> => {
     for (;;) {
       const upstream: Partial<Record<StageName, CacheEntry>> = {};
-      for (const name of p.stage.upstream) upstream[name] = entries[name];
+      for (const name of p.stage.upstream as StageName[]) upstream[name] = entries[name];
       try {
-        return await cache.compute(p.material, (dir) => p.stage.produce({ ...ctx, dir, upstream, progress, signal }), { force: p.forced, onLock });
+        const base = { ...keyContext(guardReads(p.stage.name, p.reads), sources, cache), upstream, settings, progress, signal };
+        return await cache.compute(p.material, (dir) => p.stage.produce({ ...base, dir }), { force: p.forced, onLock });
       } catch (e) {
         if (!(e instanceof DamagedEntryError)) throw e;
         const at = cache.entryOf(e.file);

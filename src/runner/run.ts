@@ -7,11 +7,12 @@ import { UsageError, loadExperiments, type LoadedExperiment } from '../config/ex
 import { UserError } from '../core/errors.js';
 import { checkFolderOption } from '../core/system-errors.js';
 import { planStages, runStages, stagesUntil, type StagesResult } from './pipeline.js';
-import { STAGE_NAMES, type Stage, type StageName } from '../stages/stage.js';
+import { STAGE_NAMES, type AnyStage, type StageName } from '../stages/stage.js';
+import type { Prediction } from '../inference/predictor.js';
 
 export interface RunRequest {
   /** The pipeline's stages in run order (src/stages' STAGES). */
-  stages: Stage[];
+  stages: AnyStage[];
   experiments: string[];
   sets: string[];
   cacheDir: string;
@@ -83,7 +84,7 @@ export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
  * TRAIN: false only predicts TEXT with the head already trained for this config: every stage up to
  * train must come from the cache; evaluate is skipped.
  */
-async function predictOnly(experiment: LoadedExperiment, all: Stage[], cacheDir: string): Promise<Stage[]> {
+async function predictOnly(experiment: LoadedExperiment, all: AnyStage[], cacheDir: string): Promise<AnyStage[]> {
   const plan = await planStages(experiment, stagesUntil(all, 'train'), new Cache(cacheDir));
   if (!plan[plan.length - 1].entry) {
     throw new UserError(`${experiment.file}: TRAIN is false, but this config has no trained head yet (${plan[plan.length - 1].reason}); run it once with TRAIN: true (--set TRAIN=true)`);
@@ -99,7 +100,9 @@ async function recordOutcome(stages: StagesResult): Promise<RunResult> {
   const train = stages.stages.find((s) => s.name === 'train');
   const evaluate = stages.stages.find((s) => s.name === 'evaluate');
   const infer = stages.stages.find((s) => s.name === 'infer');
-  const prediction = infer ? { text: String(infer.info.text), probability: Number(infer.info.probability), label: String(infer.info.label) } : undefined;
+  // The infer stage's info is TEXT's prediction (InferInfo).
+  const predicted = infer?.info as Partial<Prediction> | undefined;
+  const prediction = predicted ? { text: String(predicted.text), probability: Number(predicted.probability), label: String(predicted.label) } : undefined;
   if (!train || !evaluate) return prediction ? { ...stages, prediction } : stages;
   const { HISTORY_FILE } = await import('../training/trained-head.js');
   const { METRICS_FILE } = await import('../training/metrics.js');

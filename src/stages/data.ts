@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { ArrowFileWriter, arrow, int8Column, utf8Column } from '../core/arrow.js';
-import { datasetSpec, type Experiment } from '../config/experiment.js';
+import type { Experiment } from '../config/experiment.js';
 import { UserError } from '../core/errors.js';
-import type { KeyContext, Stage } from './stage.js';
+import type { Sources, Stage } from './stage.js';
 import { describeDataset, readExamples, type SourceExample } from '../data/index.js';
 import { displayPath } from '../data/types.js';
 
@@ -60,7 +60,10 @@ export function holdOut<T extends { id: string }>(rows: T[], ratio: number, seed
  * (MAX_TRAIN_EXAMPLES from the training source, before the valid split), then VALID_RATIO of the
  * training rows become the valid split.
  */
-export function splitExamples(source: SourceExample[], classes: [string, string], hasTest: boolean, testRatio: number, config: Experiment): Example[] {
+/** What splitting reads: the data stage's reads, and DATASET (named in errors only). */
+export type SplitSettings = ReturnType<typeof dataReads> & { DATASET?: Experiment['DATASET'] };
+
+export function splitExamples(source: SourceExample[], classes: [string, string], hasTest: boolean, testRatio: number, config: SplitSettings): Example[] {
   const target = classes.indexOf(config.TARGET);
   if (target < 0) {
     throw new UserError(`TARGET: "${config.TARGET}" is not a class of this dataset; its classes are ${classes.map((c) => `"${c}"`).join(' and ')}`);
@@ -87,7 +90,7 @@ export function splitExamples(source: SourceExample[], classes: [string, string]
  * Every split must hold both classes: training on one class learns nothing, and valid/test metrics (ROC-AUC,
  * precision) are undefined. Checked before anything is written, naming the dataset, the split and the counts.
  */
-function checkBothClasses(examples: Example[], classes: [string, string], target: number, config: Experiment): void {
+function checkBothClasses(examples: Example[], classes: [string, string], target: number, config: SplitSettings): void {
   const counts: Record<Split, [number, number]> = { train: [0, 0], valid: [0, 0], test: [0, 0] };
   for (const e of examples) counts[e.split][e.label]++;
   // label 1 is TARGET (classes[target]), label 0 the other class.
@@ -122,32 +125,48 @@ async function writeExamples(file: string, examples: Example[]): Promise<void> {
   await writer.close();
 }
 
-function describe(ctx: KeyContext) {
-  return describeDataset(ctx.config.DATASET, ctx.experiment.baseDirs.DATASET ?? process.cwd());
+function describe(sources: Sources) {
+  return describeDataset(sources.dataset.value, sources.dataset.baseDir);
 }
 
-export const dataStage: Stage = {
-  name: 'data',
-  // Also covers the dataset readers in src/data: bump it when they change what they read.
-  version: 1,
-  upstream: [],
-  reads: (config) => ({
+export function dataReads(config: Experiment) {
+  return {
     SEED: config.SEED,
     VALID_RATIO: config.VALID_RATIO,
     MAX_TRAIN_EXAMPLES: config.MAX_TRAIN_EXAMPLES,
     MAX_TEST_EXAMPLES: config.MAX_TEST_EXAMPLES,
     TARGET: config.TARGET,
-  }),
+  };
+}
+
+/** data's manifest info. */
+export interface DataInfo {
+  rows: number;
+  /** Rows per split, and how many of them are TARGET. */
+  splits: Record<string, { rows: number; target: number }>;
+  /** The dataset's two classes; labels are 1 for TARGET. */
+  classes: [string, string];
+  target: string;
+  non_utf8?: { rows: number; first: string | undefined };
+  files: string[];
+}
+
+export const dataStage: Stage<'data', ReturnType<typeof dataReads>> = {
+  name: 'data',
+  // Also covers the dataset readers in src/data: bump it when they change what they read.
+  version: 1,
+  upstream: [],
+  reads: dataReads,
   async inputs(ctx) {
-    const desc = await describe(ctx);
+    const desc = await describe(ctx.sources);
     return { dataset: { kind: desc.kind, ...desc.identity, files: desc.inputs.length > 0 ? await ctx.fingerprint(desc.inputs) : {} } };
   },
   async produce(ctx) {
-    const desc = await describe(ctx);
+    const desc = await describe(ctx.sources);
     const source: SourceExample[] = [];
     const nonUtf8 = { rows: 0, first: undefined as string | undefined };
     for await (const example of readExamples(desc, {
-      downloadsDir: path.join(ctx.cache.root, 'downloads'),
+      downloadsDir: path.join(ctx.sources.cacheRoot, 'downloads'),
       signal: ctx.signal,
       onProgress: (p) => ctx.progress.update(p.done, p.total, p.unit, p.phase === 'download' ? 'download' : 'read'),
       onNonUtf8: (where) => {
@@ -157,8 +176,9 @@ export const dataStage: Stage = {
     })) {
       source.push(example);
     }
-    const spec = datasetSpec(ctx.config);
-    const examples = splitExamples(source, desc.classes, desc.hasTest, spec.test_ratio ?? 0.2, ctx.config);
+    const dataset = ctx.sources.dataset.value;
+    const spec = typeof dataset === 'string' ? { path: dataset } : dataset;
+    const examples = splitExamples(source, desc.classes, desc.hasTest, spec.test_ratio ?? 0.2, { ...ctx.reads, DATASET: dataset });
     if (nonUtf8.rows > 0) {
       const n = nonUtf8.rows;
       ctx.progress.log(`warning: ${n.toLocaleString('en-US')} ${n === 1 ? 'example has' : 'examples have'} bytes that are not UTF-8 (first at ${nonUtf8.first}); they were read as U+FFFD`);
@@ -174,7 +194,7 @@ export const dataStage: Stage = {
       rows: examples.length,
       splits: counts,
       classes: desc.classes,
-      target: ctx.config.TARGET,
+      target: ctx.reads.TARGET,
       ...(nonUtf8.rows > 0 && { non_utf8: { rows: nonUtf8.rows, first: nonUtf8.first } }),
       files: [DATA_FILE],
     };

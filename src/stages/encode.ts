@@ -2,9 +2,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ArrowFileWriter, int32Column, int8Column, readArrowBatches, utf8Column } from '../core/arrow.js';
 import { resolveModelFolder } from '../core/model-files.js';
-import { askedThreads } from '../core/settings.js';
 import type { Experiment } from '../config/experiment.js';
-import type { KeyContext, Progress, Stage } from './stage.js';
+import type { KeyContext, Progress, Sources, Stage } from './stage.js';
 import { ENCODER_FILES, loadEncoder, planBatches, type BatchOptions, type Encoder } from '../encoder/encoder.js';
 import { float32ArrayToFloat16 } from '../core/float16.js';
 import { TOKENS_FILE } from './tokenize.js';
@@ -101,38 +100,52 @@ export async function encodeTokensFile(options: EncodeFileOptions): Promise<Enco
   return { rows: done, tokens, batches, padded_tokens: padded };
 }
 
-/** ONNX Runtime intra-op threads: SENTIMENT_THREADS when set (as for tokenize), else ONNX Runtime's default (one per physical core). */
-export function encoderThreads(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  return askedThreads(env);
-}
-
 export function encoderReads(config: Experiment) {
   // DEVICE is deliberately not read: features do not depend on where they were computed.
   return { ENCODER_DTYPE: config.ENCODER_DTYPE };
 }
 
-function modelFolder(ctx: KeyContext) {
-  return resolveModelFolder(ctx.config.MODEL, ctx.experiment.baseDirs.MODEL ?? process.cwd(), ctx.cache.root, ENCODER_FILES);
+/** The encoder of MODEL (a local folder, or a hub id fetched into the cache). */
+export function encoderFolder(sources: Sources) {
+  return resolveModelFolder(sources.model.value, sources.model.baseDir, sources.cacheRoot, ENCODER_FILES);
 }
 
-export const encodeStage: Stage = {
+/** encode's manifest info. */
+export interface EncodeInfo {
+  rows: number;
+  tokens: number;
+  /** The encoder's width: values per token in features.arrow (the head's input size). */
+  hidden_size: number;
+  dtype: EncoderDtype;
+  device: string;
+  /** ONNX Runtime intra-op threads: SENTIMENT_THREADS, or ONNX Runtime's default (one per physical core). */
+  threads: number | 'onnxruntime default';
+  batches: number;
+  padded_tokens: number;
+  files: string[];
+}
+
+/** The encoder files' fingerprints (their content, not their place). */
+export async function encoderInputs(ctx: Omit<KeyContext<unknown>, 'reads'>) {
+  const folder = await encoderFolder(ctx.sources);
+  const files = [...ENCODER_FILES.required, ...ENCODER_FILES.optional].map((f) => path.join(folder.dir, f)).filter((f) => existsSync(f));
+  return { encoder: await ctx.fingerprint(files, folder.dir) };
+}
+
+export const encodeStage: Stage<'encode', ReturnType<typeof encoderReads>, 'tokenize'> = {
   name: 'encode',
   version: 1,
   upstream: ['tokenize'],
   reads: encoderReads,
-  async inputs(ctx) {
-    const folder = await modelFolder(ctx);
-    const files = [...ENCODER_FILES.required, ...ENCODER_FILES.optional].map((f) => path.join(folder.dir, f)).filter((f) => existsSync(f));
-    return { encoder: await ctx.fingerprint(files, folder.dir) };
-  },
+  inputs: encoderInputs,
   async produce(ctx) {
-    const folder = await modelFolder(ctx);
-    const tokenize = ctx.upstream.tokenize!;
-    const totalRows = Number((tokenize.manifest.info as { rows?: number }).rows) || undefined;
-    const threads = encoderThreads();
-    const encoder = await loadEncoder(folder.dir, { device: ctx.config.DEVICE, threads, log: (m) => ctx.progress.log(m) });
+    const folder = await encoderFolder(ctx.sources);
+    const tokenize = ctx.upstream.tokenize;
+    const totalRows = tokenize.manifest.info.rows || undefined;
+    const threads = ctx.settings.threads;
+    const encoder = await loadEncoder(folder.dir, { device: ctx.settings.device, threads, log: (m) => ctx.progress.log(m) });
     try {
-      const dtype = ctx.config.ENCODER_DTYPE;
+      const dtype = ctx.reads.ENCODER_DTYPE;
       const info = await encodeTokensFile({
         tokensFile: path.join(tokenize.dir, TOKENS_FILE),
         outFile: path.join(ctx.dir, FEATURES_FILE),

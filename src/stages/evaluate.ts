@@ -7,26 +7,26 @@ import { splitRows } from './train.js';
 import { evaluateSplit, loadTrainedHead } from '../training/trained-head.js';
 
 /** Measures the best head (the one train kept) on every split, in eval mode. */
-export const evaluateStage: Stage = {
+export const evaluateStage: Stage<'evaluate', { BATCH_SIZE: number }, 'data' | 'encode' | 'train'> = {
   name: 'evaluate',
   version: 1,
   upstream: ['data', 'encode', 'train'],
-  // Batching only groups rows, it does not change a prediction.
-  reads: () => ({}),
+  // Rows are predicted BATCH_SIZE at a time, as in training; the engine is the one train used.
+  reads: (config) => ({ BATCH_SIZE: config.BATCH_SIZE }),
   async produce(ctx) {
-    const featuresFile = path.join(ctx.upstream.encode!.dir, FEATURES_FILE);
-    const { head, info } = await loadTrainedHead(ctx.upstream.train!.dir, ctx.config.BACKEND);
+    const featuresFile = path.join(ctx.upstream.encode.dir, FEATURES_FILE);
+    const { head, info } = await loadTrainedHead(ctx.upstream.train.dir);
     const total = SPLITS.reduce((n, s) => n + (splitRows(ctx.upstream.data, s) ?? 0), 0) || undefined;
     try {
       const result: Partial<Metrics> = { backend: head.backend, kernel: head.kernel, best_epoch: info.best_epoch };
       let before = 0;
       for (const split of SPLITS) {
-        const acc = await evaluateSplit(head, featuresFile, split, ctx.config.BATCH_SIZE, (n) => ctx.progress.update(before + n, total, 'rows', split), ctx.signal);
+        const acc = await evaluateSplit(head, featuresFile, split, ctx.reads.BATCH_SIZE, (n) => ctx.progress.update(before + n, total, 'rows', split), ctx.signal);
         before += acc.count;
         result[split] = acc.result();
       }
       await writeFile(path.join(ctx.dir, METRICS_FILE), JSON.stringify(result, null, 2));
-      return { ...result, files: [METRICS_FILE] };
+      return { ...(result as Metrics), files: [METRICS_FILE] };
     } finally {
       head.dispose();
     }

@@ -1,4 +1,4 @@
-import type { Stage } from './stage.js';
+import type { AnyStage } from './stage.js';
 import { dataStage } from './data.js';
 import { encodeStage } from './encode.js';
 import { evaluateStage } from './evaluate.js';
@@ -7,4 +7,4 @@ import { tokenizeStage } from './tokenize.js';
 import { trainStage } from './train.js';
 
 /** The pipeline's stages in run order. */
-export const STAGES: Stage[] = [dataStage, tokenizeStage, encodeStage, trainStage, evaluateStage, inferStage];
+export const STAGES: AnyStage[] = [dataStage, tokenizeStage, encodeStage, trainStage, evaluateStage, inferStage];

@@ -1,17 +1,17 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Experiment } from '../config/experiment.js';
-import type { CacheEntry } from '../core/cache.js';
 import { HEAD_FILE, HEAD_INFO_FILE, HISTORY_FILE, evaluateSplit, type EpochRecord, type HeadInfo } from '../training/trained-head.js';
 import { UserError } from '../core/errors.js';
-import type { Stage } from './stage.js';
+import type { Stage, UpstreamEntry } from './stage.js';
 import { createHead, resolveBackend, type HeadSettings } from '../model/index.js';
 import { trainingBatches } from '../training/batches.js';
 import { MetricsAccumulator } from '../training/metrics.js';
 import { writeSafetensors, type NamedTensor } from '../training/safetensors.js';
 import { FEATURES_FILE } from '../features/features.js';
 
-export function headSettings(config: Experiment, inputSize: number): HeadSettings {
+/** The head the train stage builds: the GRU settings it reads, on features `inputSize` wide (the encoder's width). */
+export function headSettings(config: TrainReads, inputSize: number): HeadSettings {
   return {
     inputSize,
     hiddenSize: config.HIDDEN_DIM,
@@ -44,16 +44,28 @@ function copyWeights(w: Record<string, NamedTensor>): Record<string, NamedTensor
 }
 
 /** Rows of a split, from the data stage's manifest. */
-export function splitRows(data: CacheEntry | undefined, split: string): number | undefined {
-  const splits = (data?.manifest.info as { splits?: Record<string, { rows: number }> }).splits;
-  return splits?.[split]?.rows;
+export function splitRows(data: UpstreamEntry<'data'>, split: string): number | undefined {
+  return data.manifest.info.splits[split]?.rows;
+}
+
+export type TrainReads = ReturnType<typeof trainReads>;
+
+/** train's manifest info. */
+export interface TrainInfo {
+  backend: string;
+  kernel: string;
+  best_epoch: number;
+  best_valid_loss: number;
+  epochs: number;
+  stopped?: string;
+  files: string[];
 }
 
 /**
  * Trains the head on the cached features: Adam, mean BCE on logits, shuffled length-bucketed batches;
  * after each epoch the valid split is evaluated and the head is kept when valid loss improved.
  */
-export const trainStage: Stage = {
+export const trainStage: Stage<'train', TrainReads, 'data' | 'encode'> = {
   name: 'train',
   // 2: the GRU runs on ONNX Runtime by default (same results up to float rounding).
   // 3: BACKEND in the key is the engine as resolved; wasm and cpu run tfjs's kernels.
@@ -61,11 +73,10 @@ export const trainStage: Stage = {
   upstream: ['data', 'encode'],
   reads: trainReads,
   async produce(ctx) {
-    const { config } = ctx;
-    const encode = ctx.upstream.encode!;
+    const config = ctx.reads;
+    const encode = ctx.upstream.encode;
     const featuresFile = path.join(encode.dir, FEATURES_FILE);
-    const hidden = Number((encode.manifest.info as { hidden_size: number }).hidden_size);
-    const head = await createHead(headSettings(config, hidden), { backend: config.BACKEND });
+    const head = await createHead(headSettings(config, encode.manifest.info.hidden_size), { backend: config.BACKEND });
     ctx.progress.log(`training on ${head.backendDescription} (kernel ${head.kernel})`);
     const trainRows = splitRows(ctx.upstream.data, 'train');
     const validRows = splitRows(ctx.upstream.data, 'valid');

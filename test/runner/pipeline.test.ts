@@ -8,7 +8,7 @@ import { runStages, planStages, type RunOptions } from '../../src/runner/pipelin
 import { Cache } from '../../src/core/cache.js';
 import { readArrowBatches } from '../../src/core/arrow.js';
 import { DamagedEntryError } from '../../src/core/errors.js';
-import type { Stage } from '../../src/stages/stage.js';
+import type { AnyStage } from '../../src/stages/stage.js';
 import { STAGES } from '../../src/stages/index.js';
 import { tinyBert } from '../fixtures/tiny-bert.js';
 import { makeReviews } from '../fixtures/reviews.js';
@@ -96,7 +96,7 @@ describe('runner/pipeline (data + tokenize on repo fixtures)', () => {
 
   it('an interrupted stage leaves no entry, and the next run resumes after the last complete stage', async () => {
     const controller = new AbortController();
-    const slowTokenize: Stage = {
+    const slowTokenize: AnyStage = {
       ...STAGES[1],
       async produce(ctx) {
         await writeFile(path.join(ctx.dir, 'partial.arrow'), 'half');
@@ -159,7 +159,7 @@ describe('runner/pipeline (data + tokenize on repo fixtures)', () => {
 
     it('a second decode failure of the same entry is a real error, naming the file', async () => {
       const o = await fresh();
-      const alwaysDamaged: Stage = {
+      const alwaysDamaged: AnyStage = {
         ...STAGES[1],
         async produce(ctx) {
           throw new DamagedEntryError(path.join(ctx.upstream.data!.dir, 'data.arrow'), 'cannot be decoded (test)');

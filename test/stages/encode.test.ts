@@ -8,10 +8,12 @@ import { Cache } from '../../src/core/cache.js';
 import { arrow, int32Column, readArrowBatches } from '../../src/core/arrow.js';
 import { ArrowFileWriter } from '../../src/core/arrow.js';
 import { UserError } from '../../src/core/errors.js';
-import type { Stage } from '../../src/stages/stage.js';
+import type { AnyStage, StageContext } from '../../src/stages/stage.js';
+import type { TokenizeInfo } from '../../src/stages/tokenize.js';
+import { readSettings } from '../../src/core/settings.js';
 import { dataStage } from '../../src/stages/data.js';
 import { tokenizeStage } from '../../src/stages/tokenize.js';
-import { encoderThreads, encodeStage, encodeTokensFile } from '../../src/stages/encode.js';
+import { encodeStage, encodeTokensFile, type EncodeInfo } from '../../src/stages/encode.js';
 import { FEATURES_FILE, readFeatureRows, readFeatures, type FeatureRow } from '../../src/features/features.js';
 import { encodeRows, loadEncoder, onnxruntimeProviders, planBatches } from '../../src/encoder/encoder.js';
 import { float16ArrayToFloat32, float16ToFloat32, float32ArrayToFloat16, float32ToFloat16 } from '../../src/core/float16.js';
@@ -19,7 +21,7 @@ import { referenceForward, tinyBert, tinyBertWeights } from '../fixtures/tiny-be
 import { makeReviews } from '../fixtures/reviews.js';
 import { optionalPolars, requireShared, tempDir, writeText } from '../helpers.js';
 
-const STAGES: Stage[] = [dataStage, tokenizeStage, encodeStage];
+const STAGES: AnyStage[] = [dataStage, tokenizeStage, encodeStage];
 
 function devNull(): NodeJS.WritableStream {
   return new Writable({ write: (_c, _e, cb) => cb() });
@@ -253,7 +255,7 @@ describe('stages/encode (tiny BERT, real ONNX Runtime)', () => {
     const result = await run();
     expect(result.stages.map((s) => [s.name, s.cached])).to.deep.equal([['data', false], ['tokenize', false], ['encode', false]]);
     const [, tokenize, encode] = result.stages;
-    expect(encode.info).to.deep.include({ rows: 160, tokens: tokenize.info.tokens, hidden_size: 32, dtype: 'float32', device: 'cpu', files: [FEATURES_FILE] });
+    expect(encode.info).to.deep.include({ rows: 160, tokens: (tokenize.info as TokenizeInfo).tokens, hidden_size: 32, dtype: 'float32', device: 'cpu', files: [FEATURES_FILE] });
     const tokens = await readTokens(path.join(tokenize.path, 'tokens.arrow'));
     const features = await readAllFeatures(path.join(encode.path, FEATURES_FILE));
     expect([...features.keys()].sort()).to.deep.equal([...tokens.keys()].sort());
@@ -327,7 +329,7 @@ describe('stages/encode (tiny BERT, real ONNX Runtime)', () => {
     const forced = await run(['DEVICE=auto'], { force: 'encode' });
     expect(forced.stages.map((s) => s.cached)).to.deep.equal([true, true, false]);
     const expected = onnxruntimeProviders().cudaInstalled ? ['cuda', 'cpu'] : ['cpu'];
-    expect(expected).to.include(forced.stages[2].info.device);
+    expect(expected).to.include((forced.stages[2].info as EncodeInfo).device);
     expect(await readFile(path.join(forced.run_dir, 'log.txt'), 'utf8')).to.match(/DEVICE auto → (cpu|cuda)/);
   });
 
@@ -376,9 +378,9 @@ describe('stages/encode (tiny BERT, real ONNX Runtime)', () => {
   it('stops between batches when aborted, and the cache keeps no entry', async () => {
     // Aborted as soon as the model is loaded (its DEVICE line), before the first batch.
     const controller = new AbortController();
-    const interrupted: Stage = {
+    const interrupted: AnyStage = {
       ...encodeStage,
-      produce: (ctx) =>
+      produce: (ctx: StageContext<{ ENCODER_DTYPE: 'float16' | 'float32' }, 'tokenize'>) =>
         encodeStage.produce({
           ...ctx,
           progress: {
@@ -432,15 +434,15 @@ describe('stages/encode (tiny BERT, real ONNX Runtime)', () => {
       expect(df.columns).to.deep.equal(['id', 'split', 'label', 'length', 'features']);
       // nodejs-polars reads Float16 but cannot hand it to JS, so compare through sums computed in polars.
       const sums = df.select(pl.col('length').sum().alias('tokens'), pl.col('features').list.lengths().sum().alias('vectors'));
-      expect(Number(sums.getColumn('tokens').get(0))).to.equal(result.stages[2].info.tokens);
-      expect(Number(sums.getColumn('vectors').get(0))).to.equal(result.stages[2].info.tokens);
+      expect(Number(sums.getColumn('tokens').get(0))).to.equal((result.stages[2].info as EncodeInfo).tokens);
+      expect(Number(sums.getColumn('vectors').get(0))).to.equal((result.stages[2].info as EncodeInfo).tokens);
     }
   });
 
   it('takes ONNX Runtime’s thread count from SENTIMENT_THREADS when set', () => {
-    expect(encoderThreads({ SENTIMENT_THREADS: '3' })).to.equal(3);
-    expect(encoderThreads({})).to.equal(undefined);
-    expect(encoderThreads({ SENTIMENT_THREADS: 'many' })).to.equal(undefined);
+    expect(readSettings({ SENTIMENT_THREADS: '3' }).threads).to.equal(3);
+    expect(readSettings({}).threads).to.equal(undefined);
+    expect(readSettings({ SENTIMENT_THREADS: 'many' }).threads).to.equal(undefined);
   });
 
   it('encodeRows (for inference) returns each row’s real tokens in input order', async () => {
@@ -503,7 +505,7 @@ describe('stages/encode parity with PyTorch (../shared imdb-bert-tiny)', () => {
     const tokens = await readTokens(path.join(tokenize.path, 'tokens.arrow'));
     const features = await readAllFeatures(path.join(encode.path, FEATURES_FILE));
     expect(features.size).to.equal(items.length * 2);
-    const hidden = Number(encode.info.hidden_size);
+    const hidden = (encode.info as EncodeInfo).hidden_size;
     for (const [id, row] of features) {
       const item = items.find((it) => it.text === texts.get(id))!;
       expect(tokens.get(id), `${id}: tokenizer ids`).to.deep.equal(item.input_ids);

@@ -7,7 +7,8 @@ import { Cache, type CacheEntry } from '../../src/core/cache.js';
 import { loadExperiment } from '../../src/config/experiment.js';
 import { isUserError } from '../../src/core/errors.js';
 import { arrow } from '../../src/core/arrow.js';
-import { keyContext } from '../../src/runner/pipeline.js';
+import { experimentSources, keyContext } from '../../src/runner/pipeline.js';
+import { guardReads, type UpstreamEntry } from '../../src/stages/stage.js';
 import { runExperiments } from '../../src/runner/run.js';
 import { formatMetrics } from '../../src/cli/tables.js';
 import { FEATURES_FILE } from '../../src/features/features.js';
@@ -100,7 +101,7 @@ describe('stages/train, evaluate, infer (end to end on the repo fixtures)', func
 
   it('stops on a loss that is not a number, naming the epoch and batch, and writes no head', async () => {
     const [first] = await runExperiments(request());
-    const entryOf = async (name: string): Promise<CacheEntry> => {
+    const entryOf = async <N extends 'data' | 'encode'>(name: N): Promise<UpstreamEntry<N>> => {
       const stage = first.stages.find((s) => s.name === name)!;
       return { dir: stage.path, manifest: JSON.parse(await readFile(path.join(stage.path, 'manifest.json'), 'utf8')) };
     };
@@ -113,8 +114,10 @@ describe('stages/train, evaluate, infer (end to end on the repo fixtures)', func
     const out = await tempDir();
     const experiment = loadExperiment(file, []);
     const logged: string[] = [];
+    const cache = new Cache(path.join(dir, 'cache'));
     const produce = trainStage.produce({
-      ...keyContext(experiment, new Cache(path.join(dir, 'cache'))),
+      ...keyContext(guardReads('train', trainStage.reads(experiment.config)), experimentSources(experiment, cache), cache),
+      settings: { threads: undefined, device: 'cpu' },
       dir: out,
       upstream: { data, encode: { ...encode, dir: damaged } },
       progress: { update: () => undefined, log: (line) => logged.push(line) },

@@ -10,6 +10,7 @@ import { splitBatches, trainingBatches } from '../../src/training/batches.js';
 import { makeReviews } from '../fixtures/reviews.js';
 import { tinyBert } from '../fixtures/tiny-bert.js';
 import { tempDir, writeText } from '../helpers.js';
+import type { DataInfo } from '../../src/stages/data.js';
 
 describe('training/batches', () => {
   let features: string;
@@ -23,7 +24,7 @@ describe('training/batches', () => {
     const quiet = new Writable({ write: (_c, _e, cb) => cb() });
     const result = await runStages(loadExperiment(file), STAGES, { cacheDir: path.join(dir, 'cache'), runsDir: path.join(dir, 'runs'), until: 'encode', interactive: false, stream: quiet });
     features = path.join(result.stages[2].path, FEATURES_FILE);
-    counts = Object.fromEntries(Object.entries(result.stages[0].info.splits as Record<string, { rows: number }>).map(([k, v]) => [k, v.rows]));
+    counts = Object.fromEntries(Object.entries((result.stages[0].info as DataInfo).splits).map(([k, v]) => [k, v.rows]));
   });
 
   async function epoch(seed: number, n: number, batchSize = 16) {
