@@ -12,7 +12,7 @@ await mkdir(outDir, { recursive: true });
 const splits = new Map<string, { out: ReturnType<typeof createWriteStream>; lengths: number[]; labels: number[]; ids: string[] }>();
 let hidden = 0;
 for await (const b of readFeatures(file)) {
-  hidden = b.hiddenSize;
+  hidden = b.width;
   for (let i = 0; i < b.id.length; i++) {
     let s = splits.get(b.split[i]);
     if (!s) splits.set(b.split[i], (s = { out: createWriteStream(path.join(outDir, `${b.split[i]}.f32`)), lengths: [], labels: [], ids: [] }));

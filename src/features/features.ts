@@ -41,7 +41,8 @@ export interface FeatureBatch {
   split: string[];
   label: Int8Array;
   length: Int32Array;
-  hiddenSize: number;
+  /** Values per token: the encoder's width (BERT's hidden_size), the head's input size. */
+  width: number;
   dtype: EncoderDtype;
   /** Per row: length × hidden float32 values (views into one buffer per batch). */
   features: Float32Array[];
@@ -67,7 +68,7 @@ export function decodeFeatureBatch(batch: arrow.RecordBatch): FeatureBatch {
     split: batch.getChild('split')!.toArray() as string[],
     label: Int8Array.from(batch.getChild('label')!.toArray() as Int8Array),
     length: Int32Array.from(batch.getChild('length')!.toArray() as Int32Array),
-    hiddenSize: hidden,
+    width: hidden,
     dtype,
     features,
   };

@@ -1,9 +1,10 @@
 import type { GruShape, GruWeights } from './kernel.js';
 
 /**
- * The GRU's gate math, time step by time step, shared by every kernel: a kernel supplies only the
- * matrix products (the all-steps input projection, h·W_hhᵀ per step, dG·W_hh per step, and the dW and
- * dx products). Gates run in plain JS in double precision and are stored as float32.
+ * The GRU's gate math, time step by time step, for the tfjs kernel (the ONNX Runtime kernel computes the
+ * same gates inside its graphs): the kernel supplies only the matrix products (the all-steps input
+ * projection, h·W_hhᵀ per step, dG·W_hh per step, and the dW and dx products). Gates run in plain JS in
+ * double precision and are stored as float32.
  */
 
 const SAVED = Symbol('GRU forward state');
@@ -62,7 +63,7 @@ export class GruForwardSteps {
   readonly output: Float32Array;
   /** The running state [B, H]; after the last step, each row's final state. */
   readonly h: Float32Array;
-  readonly maxLength: number;
+  readonly longestRow: number;
   private readonly R: Float32Array;
   private readonly Z: Float32Array;
   private readonly N: Float32Array;
@@ -102,12 +103,12 @@ export class GruForwardSteps {
     this.biasHn = w.bhh.subarray(2 * H);
     this.expR = new Float64Array(H);
     this.expZ = new Float64Array(H);
-    this.maxLength = maxOf(lengths);
+    this.longestRow = maxOf(lengths);
   }
 
-  /** The time step processed at iteration s (0 ≤ s < maxLength). */
+  /** The time step processed at iteration s (0 ≤ s < longestRow). */
   timeAt(s: number): number {
-    return this.reverse ? this.maxLength - 1 - s : s;
+    return this.reverse ? this.longestRow - 1 - s : s;
   }
 
   step(t: number, gh: Float32Array): void {
@@ -168,7 +169,7 @@ export class GruBackwardSteps {
   readonly dGhStep: Float32Array;
   readonly dBih: Float64Array;
   readonly dBhh: Float64Array;
-  readonly maxLength: number;
+  readonly longestRow: number;
   private readonly dh: Float64Array;
 
   constructor(
@@ -187,11 +188,11 @@ export class GruBackwardSteps {
     this.dGhStep = new Float32Array(B * G);
     this.dBih = new Float64Array(G);
     this.dBhh = new Float64Array(G);
-    this.maxLength = maxOf(saved.lengths);
+    this.longestRow = maxOf(saved.lengths);
   }
 
   timeAt(s: number): number {
-    return this.saved.reverse ? s : this.maxLength - 1 - s;
+    return this.saved.reverse ? s : this.longestRow - 1 - s;
   }
 
   step(t: number): void {

@@ -1,7 +1,8 @@
 /**
- * The engine-agnostic seam of the head: one GRU layer in one direction, forward and explicit backward
- * (BPTT), on plain row-major Float32Arrays so an implementation may run anywhere (tfjs today; ONNX
- * Runtime sessions or native code later). Gates and weight layout are PyTorch's.
+ * The engine-agnostic seam of the head, on plain row-major Float32Arrays: `GruKernel` is one GRU layer
+ * in one direction, forward and explicit backward (BPTT), which the tfjs kernel implements;
+ * `GruLayerKernel` is one layer in both directions, which the ONNX Runtime kernel implements (and may
+ * take the whole network's pass at once). Gates and weight layout are PyTorch's.
  */
 
 /** One layer, one direction, in PyTorch's layout: gate blocks r, z, n along the first axis. */

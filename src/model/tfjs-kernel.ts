@@ -93,7 +93,7 @@ export function createTfjsGruKernel(tf: Tf, backendName: string): GruKernel {
       const steps = new GruForwardSteps(x, shape, lengths, w, reverse, keepForBackward, gi);
       const whhT = tf.tensor2d(transpose(w.whh, G, H), [H, G]);
       try {
-        for (let s = 0; s < steps.maxLength; s++) steps.step(steps.timeAt(s), product(steps.h, B, H, whhT));
+        for (let s = 0; s < steps.longestRow; s++) steps.step(steps.timeAt(s), product(steps.h, B, H, whhT));
       } finally {
         whhT.dispose();
       }
@@ -110,7 +110,7 @@ export function createTfjsGruKernel(tf: Tf, backendName: string): GruKernel {
       const steps = new GruBackwardSteps(savedValue, dOutput, dLast);
       const whh = tf.tensor2d(w.whh, [G, H]);
       try {
-        for (let s = 0; s < steps.maxLength; s++) {
+        for (let s = 0; s < steps.longestRow; s++) {
           steps.step(steps.timeAt(s));
           steps.addRecurrent(product(steps.dGhStep, B, G, whh));
         }

@@ -51,7 +51,7 @@ export async function* splitBatches(file: string, split: string, batchSize: numb
   let pending: FeatureRow[] = [];
   let hidden = 0;
   for await (const b of readFeatures(file)) {
-    hidden = b.hiddenSize;
+    hidden = b.width;
     pending.push(...rowsOf(b, split));
     while (pending.length >= batchSize) {
       yield padRows(pending.slice(0, batchSize), hidden);
@@ -93,7 +93,7 @@ export async function* trainingBatches(file: string, split: string, batchSize: n
       const record = await reader.readRecordBatch(index);
       if (!record) continue;
       const decoded = decodeFeatureBatch(record);
-      hidden = decoded.hiddenSize;
+      hidden = decoded.width;
       pool.push(...rowsOf(decoded, split));
       if (pool.length >= POOL_BATCHES * batchSize) yield* drain(false);
     }
