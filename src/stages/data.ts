@@ -176,9 +176,8 @@ export const dataStage: Stage<'data', ReturnType<typeof dataReads>> = {
     })) {
       source.push(example);
     }
-    const dataset = ctx.sources.dataset.value;
-    const spec = typeof dataset === 'string' ? { path: dataset } : dataset;
-    const examples = splitExamples(source, desc.classes, desc.hasTest, spec.test_ratio ?? 0.2, { ...ctx.reads, DATASET: dataset });
+    // The description resolved DATASET.test_ratio (and its default) when the source has no test split.
+    const examples = splitExamples(source, desc.classes, desc.hasTest, desc.testRatio ?? 0, { ...ctx.reads, DATASET: ctx.sources.dataset.value });
     if (nonUtf8.rows > 0) {
       const n = nonUtf8.rows;
       ctx.progress.log(`warning: ${n.toLocaleString('en-US')} ${n === 1 ? 'example has' : 'examples have'} bytes that are not UTF-8 (first at ${nonUtf8.first}); they were read as U+FFFD`);
