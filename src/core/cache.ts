@@ -127,7 +127,7 @@ const ASIDE_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 
 const ENTRY_NAME = /^[0-9a-f]{64}$/;
 /** Folders of the cache root that are not stages. */
-const NOT_STAGES = new Set(['models', 'downloads']);
+const NOT_STAGES = new Set(['models', 'downloads', 'index']);
 
 export function stageKey(material: KeyMaterial): StageKey {
   return createHash('sha256').update(canonicalize(material) ?? '').digest('hex');

@@ -1,10 +1,9 @@
 // The frozen BERT encoder: transformers.js on onnxruntime-node, device selection, and length-aware
 // batching. Used by the encode stage (features for training) and by inference (features for new texts).
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError, messageOf } from '../core/errors.js';
-import { onnxruntimeRequire } from '../core/onnxruntime.js';
+import { intraOpThreads, loadTransformers, onnxruntimeProviders, sessionOptions } from '../core/onnxruntime.js';
 
 /** Where DEVICE may ask the encoder to run. */
 export type DeviceSetting = 'auto' | 'cpu' | 'cuda' | 'webgpu';
@@ -18,7 +17,7 @@ export interface EncoderOptions {
   device: DeviceSetting;
   /** Lines for the run log (device choice, fallbacks). */
   log?: (message: string) => void;
-  /** ONNX Runtime intra-op threads; default: ONNX Runtime's (one per physical core). */
+  /** ONNX Runtime intra-op threads; default: src/core/onnxruntime.ts's policy (SENTIMENT_THREADS, else ONNX Runtime's default, one per physical core). */
   threads?: number;
 }
 
@@ -42,32 +41,6 @@ export interface Encoder {
   dispose(): Promise<void>;
 }
 
-export interface ProviderInfo {
-  /** Execution providers this onnxruntime-node build knows, and whether their libraries ship in the package. */
-  backends: { name: string; bundled: boolean }[];
-  /** Folder holding onnxruntime_binding.node and the provider libraries. */
-  binDir: string;
-  /** Whether the CUDA provider's libraries are installed next to the binding (they are not bundled on npm). */
-  cudaInstalled: boolean;
-}
-
-/**
- * What this onnxruntime-node install can offer, without creating a session. ONNX Runtime's
- * `listSupportedBackends()` lists `cuda` on Linux x64 even when its libraries are absent (`bundled: false`:
- * they are downloaded by the package's installer, which `.npmrc` skips), and trying to start it then logs a
- * native error line; so CUDA counts as installed only when libonnxruntime_providers_cuda.so is present.
- */
-export function onnxruntimeProviders(): ProviderInfo {
-  const req = onnxruntimeRequire();
-  const ort = req('onnxruntime-node') as { listSupportedBackends?: () => { name: string; bundled: boolean }[] };
-  const binDir = path.join(path.dirname(req.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch);
-  const backends = ort.listSupportedBackends?.() ?? [{ name: 'cpu', bundled: true }];
-  const cuda = backends.find((b) => b.name === 'cuda');
-  const cudaInstalled =
-    cuda !== undefined && (cuda.bundled || (existsSync(path.join(binDir, 'libonnxruntime_providers_cuda.so')) && existsSync(path.join(binDir, 'libonnxruntime_providers_shared.so'))));
-  return { backends, binDir, cudaInstalled };
-}
-
 const CUDA_HINT = 'install it with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` on a machine with network access (see the README, "Installing"), or set DEVICE to cpu or auto';
 
 /**
@@ -83,10 +56,9 @@ export async function loadEncoder(dir: string, options: EncoderOptions): Promise
   const maxPositions = Number(config.max_position_embeddings ?? Infinity);
   if (!(hiddenSize > 0)) throw new UserError(`MODEL: ${absDir}/config.json has no hidden_size`);
   const log = options.log ?? (() => {});
-  const { env, AutoModel } = await import('@huggingface/transformers');
-  env.allowRemoteModels = false;
-  env.localModelPath = '/';
-  const session_options = options.threads ? { intraOpNumThreads: options.threads } : {};
+  const { AutoModel, Tensor } = await loadTransformers();
+  // transformers.js picks the execution provider from `device`; the rest are src/core/onnxruntime.ts's.
+  const session_options = sessionOptions('encoder', { threads: options.threads || intraOpThreads('encoder') });
   const load = (device: EncoderDevice) => AutoModel.from_pretrained(absDir, { dtype: 'fp32', device, session_options });
 
   const providers = onnxruntimeProviders();
@@ -129,7 +101,6 @@ export async function loadEncoder(dir: string, options: EncoderOptions): Promise
     log(`DEVICE ${device}`);
   }
 
-  const { Tensor } = await import('@huggingface/transformers');
   const run = async (rows: ArrayLike<number>[]): Promise<EncodedBatch> => {
     let seq = 0;
     for (const r of rows) if (r.length > seq) seq = r.length;

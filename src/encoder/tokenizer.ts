@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../core/errors.js';
+import { loadTransformers } from '../core/onnxruntime.js';
 import { askedThreads } from '../core/settings.js';
 import type { TokenizeReply } from './tokenize-worker.js';
 
@@ -16,9 +17,7 @@ export interface TextTokenizer {
 
 /** The model's own tokenizer (tokenizer.json through transformers.js), truncating to `maxLength` ids. */
 export async function loadTokenizer(dir: string, maxLength: number): Promise<TextTokenizer> {
-  const { env, AutoTokenizer } = await import('@huggingface/transformers');
-  env.allowRemoteModels = false;
-  env.localModelPath = '/';
+  const { AutoTokenizer } = await loadTransformers();
   const limit = await modelMaxLength(dir);
   if (limit !== undefined && maxLength > limit) {
     throw new UserError(`MAX_LENGTH: ${maxLength} is longer than this model accepts (${limit} tokens, from ${dir})`);

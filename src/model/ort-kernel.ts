@@ -1,7 +1,5 @@
-import os from 'node:os';
 import type * as Ort from 'onnxruntime-common';
-import { onnxruntimeRequire } from '../core/onnxruntime.js';
-import { askedThreads } from '../core/settings.js';
+import { createSession, intraOpThreads, onnxruntime } from '../core/onnxruntime.js';
 import { checkWeights } from './gru-steps.js';
 import type { ActivationLayout, GruLayerForwardResult, GruLayerGradients, GruLayerKernel, GruLayerShape, GruNetworkGradients, GruWeights } from './kernel.js';
 import { Graph, encodeModel } from './onnx-graph.js';
@@ -19,13 +17,10 @@ import { Graph, encodeModel } from './onnx-graph.js';
  */
 export const ORT_KERNEL_NAME = 'ort-scan';
 
-type OrtModule = typeof Ort;
-
-/** Intra-op threads: SENTIMENT_THREADS when set, else one per logical core. */
+/** Intra-op threads (src/core/onnxruntime.ts's policy): SENTIMENT_THREADS when set, else one per logical core. */
 export function ortKernelThreads(env: NodeJS.ProcessEnv = process.env): number {
-  return askedThreads(env) ?? os.availableParallelism();
+  return intraOpThreads('gru-kernel', env)!;
 }
-
 
 /** ONNX Scan direction: 1 runs the time axis last-to-first. */
 const scanDirection = (backwardInTime: boolean) => (backwardInTime ? 1 : 0);
@@ -407,23 +402,14 @@ export interface OrtKernelOptions {
 
 /** The layer kernel on onnxruntime-node's CPU provider; a session per graph variant, made on first use. */
 export function createOrtGruKernel(options: OrtKernelOptions = {}): GruLayerKernel {
-  const ort = onnxruntimeRequire()('onnxruntime-node') as OrtModule;
+  const ort = onnxruntime();
   const threads = options.threads ?? ortKernelThreads();
   const sessions = new Map<string, Promise<Ort.InferenceSession>>();
   const session = (key: string, model: () => Uint8Array): Promise<Ort.InferenceSession> => {
     let s = sessions.get(key);
     if (!s) {
-      s = ort.InferenceSession.create(model(), {
-        executionProviders: ['cpu'],
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
-        // Off: a memory pattern is planned and allocated anew for every batch shape (T varies from batch
-        // to batch), which doubled peak memory for no measurable speed.
-        enableMemPattern: false,
-        ...(options.traceFilePrefix ? { enableProfiling: true, profileFilePrefix: `${options.traceFilePrefix}-${key}` } : {}),
-      });
+      // Session options (CPU provider, memory patterns off) come from src/core/onnxruntime.ts.
+      s = createSession(model(), 'gru-kernel', { threads, profileFilePrefix: options.traceFilePrefix && `${options.traceFilePrefix}-${key}` });
       sessions.set(key, s);
     }
     return s;

@@ -75,9 +75,25 @@ export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
       stream: req.stream,
       signal: req.signal,
     });
+    await recordIndex(experiment, all, req, stages);
     results.push(await recordOutcome(stages));
   }
   return results;
+}
+
+/**
+ * Once the train stage is done, records in the cache which entries this experiment's head uses, so
+ * `infer --config` finds it from the cache alone (after the dataset was moved). A failure to write it is
+ * a warning: the run itself succeeded.
+ */
+async function recordIndex(experiment: LoadedExperiment, all: AnyStage[], req: RunRequest, result: StagesResult): Promise<void> {
+  if (!result.stages.some((s) => s.name === 'train')) return;
+  const { recordTrainedIndex } = await import('./infer.js');
+  try {
+    await recordTrainedIndex(experiment, all, req.cacheDir, Object.fromEntries(result.stages.map((s) => [s.name, s.path])));
+  } catch (e) {
+    (req.stream ?? process.stderr).write(`warning: could not record the trained head in the cache's index: ${(e as Error).message}\n`);
+  }
 }
 
 /**
