@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { exportModel } from '../src/runner/infer.js';
+import { exportModel } from '../src/runner/trained-model.js';
 import { runExperiments } from '../src/runner/run.js';
 import { STAGES } from '../src/stages/index.js';
 

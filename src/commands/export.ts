@@ -13,7 +13,7 @@ export default class Export extends SentimentCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Export);
-    const { exportModel } = await import('../runner/infer.js');
+    const { exportModel } = await import('../runner/trained-model.js');
     const { dir, files } = await exportModel(flags.config, flags.set, flags['cache-dir'], flags.out, (await import('../stages/index.js')).STAGES);
     this.log(`exported to ${dir}: ${files.join(', ')}`);
   }

@@ -28,7 +28,9 @@ export default class Infer extends SentimentCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Infer);
-    const { openPredictor, readTextRows, openRowWriter, inferFile, checkInputFile, checkOutputFile, inputLabel } = await import('../runner/infer.js');
+    const { openPredictor } = await import('../runner/trained-model.js');
+    const { openRowWriter, inferFile, checkOutputFile } = await import('../inference/prediction-file.js');
+    const { readTextRows, checkInputFile, inputLabel } = await import('../data/text-rows.js');
     // Bad --file / --out are reported before the model is loaded.
     const format = flags.file !== undefined ? await checkInputFile(flags.file, flags.format) : undefined;
     if (flags.out !== undefined) await checkOutputFile(flags.out, flags.file);

@@ -7,7 +7,7 @@ import ajvErrorsModule from 'ajv-errors';
 import { closest, distance } from 'fastest-levenshtein';
 import { UserError, messageOf } from '../core/errors.js';
 import { firstNonUtf8 } from '../core/lines.js';
-import type { DatasetSpec, ExperimentConfig } from './experiment.generated.js';
+import type { ExperimentConfig } from './experiment.generated.js';
 
 /** Every key present: what the schema's defaults give after validation. */
 export type Experiment = Required<ExperimentConfig>;

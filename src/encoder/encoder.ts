@@ -31,7 +31,8 @@ export interface EncodedBatch {
 
 export interface Encoder {
   device: EncoderDevice;
-  hiddenSize: number;
+  /** Values per token (config.json's hidden_size): the width of the features, and the head's input size. */
+  width: number;
   numHeads: number;
   maxPositions: number;
   /** Encodes rows of token ids (each `[CLS] … [SEP]`, unpadded) as one padded batch with an attention mask. */
@@ -129,7 +130,7 @@ export async function loadEncoder(dir: string, options: EncoderOptions): Promise
   };
   return {
     device,
-    hiddenSize,
+    width: hiddenSize,
     numHeads,
     maxPositions,
     run,

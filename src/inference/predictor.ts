@@ -51,8 +51,8 @@ export async function createPredictor(options: {
       const out: Prediction[] = new Array(texts.length);
       for (let start = 0; start < order.length; start += batchSize) {
         const batch = order.slice(start, start + batchSize);
-        const rows = batch.map((i) => ({ id: String(i), label: 0, features: features[i], length: features[i].length / encoder.hiddenSize }));
-        const logits = await head.predict(padRows(rows, encoder.hiddenSize));
+        const rows = batch.map((i) => ({ id: String(i), label: 0, features: features[i], length: features[i].length / encoder.width }));
+        const logits = await head.predict(padRows(rows, encoder.width));
         batch.forEach((i, k) => {
           const probability = sigmoid(logits[k]);
           out[i] = { text: texts[i], probability, label: probability >= 0.5 ? config.TARGET : other };

@@ -185,7 +185,11 @@ function addLayerBackward(g: Graph, prefix: string, o: LayerGraphOptions, XIn: s
 }
 
 /**
- * Forward over one layer (evaluation and `infer`, or the layer-by-layer API). Inputs X, [XMask],
+ * Forward over one layer (the layer-by-layer API). The head trains and predicts through the whole-network
+ * graphs (gruTrainStepModel, gruPredictModel); the layer graphs stay because GruLayerKernel requires them
+ * and test/model/ort-kernel.test.ts checks each layer's forward and backward against the tfjs kernel and
+ * PyTorch with them, which pins down the same addLayerForward/addLayerBackward the network graphs are built
+ * from. Inputs X, [XMask],
  * M [T, B, 1] (1 on real steps), H0 [B, H] (zeros) and per direction d Wih{d}, Whh{d}, Bih{d}, Bhh{d}.
  * Outputs Y [T, B, D·H], Last [B, D·H] and with `keep` C{d}, Z{d}, HP{d} for gruLayerBackwardModel.
  */

@@ -88,7 +88,7 @@ export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
  */
 async function recordIndex(experiment: LoadedExperiment, all: AnyStage[], req: RunRequest, result: StagesResult): Promise<void> {
   if (!result.stages.some((s) => s.name === 'train')) return;
-  const { recordTrainedIndex } = await import('./infer.js');
+  const { recordTrainedIndex } = await import('./trained-model.js');
   try {
     await recordTrainedIndex(experiment, all, req.cacheDir, Object.fromEntries(result.stages.map((s) => [s.name, s.path])));
   } catch (e) {

@@ -41,7 +41,7 @@ export interface EncodeFileInfo {
  */
 export async function encodeTokensFile(options: EncodeFileOptions): Promise<EncodeFileInfo> {
   const { encoder, dtype } = options;
-  const hidden = encoder.hiddenSize;
+  const hidden = encoder.width;
   const schema = featuresSchema(hidden, dtype);
   const writer = await ArrowFileWriter.create(options.outFile, schema);
   let done = 0;
@@ -159,7 +159,7 @@ export const encodeStage: Stage<'encode', ReturnType<typeof encoderReads>, 'toke
       return {
         rows: info.rows,
         tokens: info.tokens,
-        hidden_size: encoder.hiddenSize,
+        hidden_size: encoder.width,
         dtype,
         device: encoder.device,
         threads: threads ?? 'onnxruntime default',

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, stat, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Cache, LOCK_STALE_MS, stageKey, type KeyMaterial, type LockEvent } from '../../src/core/cache.js';

@@ -3,7 +3,7 @@ import { cp, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { Cache, type CacheEntry } from '../../src/core/cache.js';
+import { Cache } from '../../src/core/cache.js';
 import { loadExperiment } from '../../src/config/experiment.js';
 import { isUserError } from '../../src/core/errors.js';
 import { arrow } from '../../src/core/arrow.js';
