@@ -1,4 +1,4 @@
-import type { Progress } from '../stages/stage.js';
+import type { Progress } from '../core/progress.js';
 
 import { formatCount, formatSeconds } from '../core/format.js';
 

@@ -1,21 +1,11 @@
 import type { CacheEntry, StageKey } from '../core/cache.js';
 import type { Settings } from '../core/settings.js';
 import type { Experiment } from '../config/experiment.js';
+import type { Progress } from '../core/progress.js';
 import type { StageOutputs } from './outputs.js';
 
 export const STAGE_NAMES = ['data', 'tokenize', 'encode', 'train', 'evaluate', 'infer'] as const;
 export type StageName = (typeof STAGE_NAMES)[number];
-
-/** Reports per-batch progress of a long stage. */
-export interface Progress {
-  /**
-   * `done` of `total` units (rows, bytes, ...) so far; the renderer adds rate and ETA. A new `phase`
-   * restarts the rate; `note` (such as the running loss) is only shown.
-   */
-  update(done: number, total: number | undefined, unit: string, phase?: string, note?: string): void;
-  /** A line for the run log (and the terminal when not on a TTY). */
-  log(message: string): void;
-}
 
 /**
  * Where the files the config names are. They enter keys only through `inputs()` (fingerprints of
@@ -96,4 +86,4 @@ export function guardReads<R extends object>(stage: string, reads: R): Readonly<
   });
 }
 
-export type { StageKey };
+export type { Progress, StageKey };
