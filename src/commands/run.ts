@@ -35,16 +35,21 @@ export default class Run extends SentimentCommand {
     const { runExperiments, explainExperiments } = await import('../runner/run.js');
     const { formatRun } = await import('../cli/tables.js');
     const { STAGES } = await import('../stages/index.js');
+    const { listrSteps } = await import('../cli/steps.js');
+    const { stageName } = await import('../cli/flags.js');
+    if (flags.name !== undefined && experiments.length !== 1) this.error('--name names one run: give one experiment file with it', { exit: 2 });
+    const interactive = Boolean(process.stderr.isTTY) && !process.env.CI;
     const request = {
       stages: STAGES,
       experiments,
       sets: flags.set,
       cacheDir: flags['cache-dir'],
       runsDir: flags['runs-dir'],
-      until: flags.until,
-      force: flags.force,
+      until: stageName('--until', flags.until),
+      force: flags.force === 'all' ? ('all' as const) : stageName('--force', flags.force),
       name: flags.name,
-      interactive: Boolean(process.stderr.isTTY) && !process.env.CI,
+      interactive,
+      renderer: listrSteps({ interactive }),
     };
     if (flags.explain) {
       const explained = await explainExperiments(request);

@@ -8,3 +8,49 @@ export interface Progress {
   /** A line for the run log (and the terminal when not on a TTY). */
   log(message: string): void;
 }
+
+/** What a step shows while it runs: its title, and one line of output (progress, the last log line). */
+export interface StepDisplay {
+  title: string;
+  output: string;
+}
+
+export interface Step {
+  title: string;
+  run(display: StepDisplay): Promise<void>;
+}
+
+/**
+ * Shows steps as they run, in order, and stops at the first that fails (rethrowing its error). The CLI
+ * draws them with listr2 (src/cli); `plainSteps` writes lines to a stream.
+ */
+export interface StepRenderer {
+  run(steps: Step[]): Promise<void>;
+}
+
+/** Plain lines, as listr2's simple renderer writes them: `❯ title`, `› output`, `✔ title` / `✖ title [FAILED: …]`. */
+export function plainSteps(stream: NodeJS.WritableStream): StepRenderer {
+  return {
+    async run(steps) {
+      for (const step of steps) {
+        stream.write(`❯ ${step.title}\n`);
+        const display: StepDisplay = {
+          title: step.title,
+          set output(line: string) {
+            stream.write(`› ${line}\n`);
+          },
+          get output() {
+            return '';
+          },
+        };
+        try {
+          await step.run(display);
+        } catch (e) {
+          stream.write(`✖ ${display.title} [FAILED: ${e instanceof Error ? e.message : String(e)}]\n`);
+          throw e;
+        }
+        stream.write(`✔ ${display.title}\n`);
+      }
+    },
+  };
+}

@@ -9,6 +9,7 @@ import { explainSystemError } from '../core/system-errors.js';
 import { commonDir, fingerprintFiles } from '../core/fingerprint.js';
 import { formatSeconds } from '../core/format.js';
 import { ProgressLine } from './progress.js';
+import { plainSteps, type Step, type StepDisplay, type StepRenderer } from '../core/progress.js';
 import { STAGE_NAMES, guardReads, type AnyStage, type KeyContext, type RunSettings, type Sources, type StageName } from '../stages/stage.js';
 import { readSettings } from '../core/settings.js';
 
@@ -19,10 +20,12 @@ export interface RunOptions {
   until?: StageName;
   /** Recompute this stage and every stage after it ('all': everything). */
   force?: StageName | 'all';
-  /** Where progress goes: a terminal gets a live display, anything else plain lines. */
+  /** Whether a person watches a terminal: progress lines then refresh often, else every few seconds. */
   interactive: boolean;
-  /** Progress and log lines, when not rendered by listr2's terminal display (for tests and --json). */
+  /** Where warnings and plain progress lines go (default stderr; stdout is kept for --json). */
   stream?: NodeJS.WritableStream;
+  /** Draws the stages as they run (the CLI passes listr2's); default: plain lines to `stream`. */
+  renderer?: StepRenderer;
   signal?: AbortSignal;
   /** How the work is done (threads, DEVICE); default: the environment's settings and the experiment's DEVICE. */
   settings?: RunSettings;
@@ -201,9 +204,6 @@ export async function runStages(experiment: LoadedExperiment, stages: AnyStage[]
   await log(`experiment ${experiment.file} ${JSON.stringify(experiment.overrides)}`);
   for (const line of early) await log(line);
 
-  const { Listr, ListrLogger, ProcessOutput } = await import('listr2');
-  const processOutput = new ProcessOutput(out, out);
-  const rendererOptions = { processOutput, logger: new ListrLogger({ processOutput }) };
   const sources = experimentSources(experiment, cache);
   const settings: RunSettings = options.settings ?? { ...readSettings(), device: experiment.config.DEVICE };
   const entries: Partial<Record<StageName, CacheEntry>> = {};
@@ -241,10 +241,9 @@ export async function runStages(experiment: LoadedExperiment, stages: AnyStage[]
     }
   };
 
-  const tasks = new Listr(
-    plan.map((p) => ({
+  const steps: Step[] = plan.map((p) => ({
       title: p.stage.name,
-      task: async (_: unknown, task: { title: string; output: string }) => {
+      run: async (task: StepDisplay) => {
         signal.throwIfAborted();
         setActivity(`stage ${p.stage.name}`);
         const started = performance.now();
@@ -283,19 +282,9 @@ export async function runStages(experiment: LoadedExperiment, stages: AnyStage[]
         if (computed) task.title = computed.produced ? `${p.stage.name} · ${formatSeconds(seconds)}${waitNote && ` (${waitNote})`}` : `${p.stage.name} · cached${waitNote && ` (${waitNote})`}`;
         await log(`${p.stage.name}: ${cached ? 'cached' : `computed in ${seconds.toFixed(3)}s`}${waitNote && ` (${waitNote})`} → ${entry.dir}`);
       },
-    })),
-    {
-      concurrent: false,
-      exitOnError: true,
-      renderer: options.interactive ? 'default' : 'simple',
-      rendererOptions: rendererOptions,
-      fallbackRendererOptions: rendererOptions,
-      collectErrors: false,
-      registerSignalListeners: false,
-    } as never,
-  );
+    }));
   try {
-    await tasks.run();
+    await (options.renderer ?? plainSteps(out)).run(steps);
     // A stage that finished despite Ctrl-C is kept, but the run stops there.
     signal.throwIfAborted();
   } catch (e) {

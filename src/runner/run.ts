@@ -3,12 +3,13 @@ import path from 'node:path';
 import type { Metrics } from '../training/metrics.js';
 import type { EpochRecord } from '../training/trained-head.js';
 import { Cache, readEntryJson } from '../core/cache.js';
-import { UsageError, loadExperiments, type LoadedExperiment } from '../config/experiment.js';
+import { loadExperiments, type LoadedExperiment } from '../config/experiment.js';
 import { UserError } from '../core/errors.js';
 import { checkFolderOption } from '../core/system-errors.js';
 import { planStages, runStages, stagesUntil, type StagesResult } from './pipeline.js';
-import { STAGE_NAMES, type AnyStage, type StageName } from '../stages/stage.js';
+import type { AnyStage, StageName } from '../stages/stage.js';
 import type { Prediction } from '../inference/predictor.js';
+import type { StepRenderer } from '../core/progress.js';
 
 export interface RunRequest {
   /** The pipeline's stages in run order (src/stages' STAGES). */
@@ -17,11 +18,13 @@ export interface RunRequest {
   sets: string[];
   cacheDir: string;
   runsDir: string;
-  until?: string;
-  force?: string;
+  until?: StageName;
+  force?: StageName | 'all';
   /** Names the run folder instead of the experiment file (one experiment only). */
   name?: string;
   interactive: boolean;
+  /** Draws the stages as they run (the CLI passes listr2's); default: plain lines. */
+  renderer?: StepRenderer;
   /** Where progress goes instead of stderr. */
   stream?: NodeJS.WritableStream;
   signal?: AbortSignal;
@@ -42,26 +45,13 @@ export interface ExplainedStage {
   reason: string;
 }
 
-function stageName(flag: string, value: string | undefined): StageName | undefined {
-  if (value === undefined) return undefined;
-  if (!(STAGE_NAMES as readonly string[]).includes(value)) {
-    throw new UsageError(`${flag} expects a stage name (${STAGE_NAMES.join(', ')}), got "${value}"`);
-  }
-  return value as StageName;
-}
-
-
 /** Runs each experiment's stages (validating all of them first). */
 export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
   await checkFolderOption('--cache-dir', req.cacheDir);
   await checkFolderOption('--runs-dir', req.runsDir);
-  const until = stageName('--until', req.until);
-  const force = req.force === 'all' ? 'all' : stageName('--force', req.force);
+  const { until, force } = req;
   const loaded = loadExperiments(req.experiments, req.sets);
-  if (req.name !== undefined) {
-    if (loaded.length !== 1) throw new UsageError('--name names one run: give one experiment file with it');
-    loaded[0].name = req.name;
-  }
+  if (req.name !== undefined) loaded[0].name = req.name;
   const all = req.stages;
   const results: RunResult[] = [];
   for (const experiment of loaded) {
@@ -73,6 +63,7 @@ export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
       force,
       interactive: req.interactive,
       stream: req.stream,
+      renderer: req.renderer,
       signal: req.signal,
     });
     await recordIndex(experiment, all, req, stages);
@@ -136,8 +127,7 @@ async function recordOutcome(stages: StagesResult): Promise<RunResult> {
 /** For each stage: would it come from the cache, and if not, what changed. Runs nothing. */
 export async function explainExperiments(req: RunRequest): Promise<{ experiment: string; stages: ExplainedStage[] }[]> {
   await checkFolderOption('--cache-dir', req.cacheDir);
-  const until = stageName('--until', req.until);
-  const force = req.force === 'all' ? 'all' : stageName('--force', req.force);
+  const { until, force } = req;
   const loaded = loadExperiments(req.experiments, req.sets);
   const selected = stagesUntil(req.stages, until);
   const cache = new Cache(path.resolve(req.cacheDir));

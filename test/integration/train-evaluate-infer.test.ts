@@ -8,7 +8,7 @@ import { loadExperiment } from '../../src/config/experiment.js';
 import { isUserError } from '../../src/core/errors.js';
 import { arrow } from '../../src/core/arrow.js';
 import { experimentSources, keyContext } from '../../src/runner/pipeline.js';
-import { guardReads, type UpstreamEntry } from '../../src/stages/stage.js';
+import { guardReads, type StageName, type UpstreamEntry } from '../../src/stages/stage.js';
 import { runExperiments } from '../../src/runner/run.js';
 import { formatMetrics } from '../../src/cli/tables.js';
 import { FEATURES_FILE } from '../../src/features/features.js';
@@ -24,7 +24,7 @@ describe('stages/train, evaluate, infer (end to end on the repo fixtures)', func
   this.timeout(600_000);
   let dir: string;
   let file: string;
-  const request = (sets: string[] = [], force?: string) => ({
+  const request = (sets: string[] = [], force?: StageName | 'all') => ({
     stages: STAGES,
     experiments: [file],
     sets,
