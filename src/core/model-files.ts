@@ -2,14 +2,10 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DownloadError, LocalWriteError, downloadFile } from './download.js';
 import { UserError } from './errors.js';
+import { homeDir, hubEndpoint } from './settings.js';
 
 /** Files a tokenizer needs (the rest of the folder is not read to tokenize). */
 export const TOKENIZER_FILES = { required: ['tokenizer.json', 'tokenizer_config.json'], optional: ['special_tokens_map.json', 'config.json'] };
-
-/** The Hugging Face hub, or a mirror (HF_ENDPOINT, as in Python's huggingface_hub). */
-export function hubEndpoint(): string {
-  return (process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
-}
 
 /** A MODEL value is a local folder when it looks like a path or names an existing folder; else a hub id. */
 export function isLocalModel(model: string, baseDir: string): boolean {
@@ -35,7 +31,7 @@ export async function resolveModelFolder(
   onProgress?: (file: string, done: number, total?: number) => void,
 ): Promise<ModelFolder> {
   if (isLocalModel(model, baseDir)) {
-    const dir = path.resolve(baseDir, model.replace(/^~(?=$|[\\/])/, process.env.HOME ?? '~'));
+    const dir = path.resolve(baseDir, model.replace(/^~(?=$|[\\/])/, homeDir()));
     if (!existsSync(dir) || !statSync(dir).isDirectory()) {
       throw new UserError(`MODEL: ${dir} is not a folder. MODEL is a Hugging Face model id or a local folder in the Hugging Face layout (config.json, tokenizer.json, onnx/model.onnx).`);
     }

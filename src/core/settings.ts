@@ -5,9 +5,10 @@ export function askedThreads(env: NodeJS.ProcessEnv = process.env): number | und
 }
 
 /**
- * Settings from the environment, read once (by the runner) and handed to what needs them. None of
- * them changes a result, so none is part of a cache key: SENTIMENT_THREADS only sets how many
- * threads tokenize, encode and the GRU kernel use.
+ * Every setting taken from the environment, read here and nowhere else. None of them changes a
+ * result, so none is part of a cache key: SENTIMENT_THREADS only sets how many threads tokenize,
+ * encode and the GRU kernel use; the others say where downloads come from (a dataset's checksum is
+ * checked, a model's files are fingerprinted).
  */
 export interface Settings {
   /** SENTIMENT_THREADS, when set. */
@@ -16,4 +17,19 @@ export interface Settings {
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   return { threads: askedThreads(env) };
+}
+
+/** Where `imdb` is downloaded from: SENTIMENT_IMDB_URL / SENTIMENT_IMDB_SHA256 override the defaults (tests, mirrors). */
+export function imdbOverrides(env: NodeJS.ProcessEnv = process.env): { url?: string; sha256?: string } {
+  return { url: env.SENTIMENT_IMDB_URL || undefined, sha256: env.SENTIMENT_IMDB_SHA256?.toLowerCase() || undefined };
+}
+
+/** The Hugging Face hub's address (HF_ENDPOINT, as the Hugging Face libraries read it). */
+export function hubEndpoint(env: NodeJS.ProcessEnv = process.env): string {
+  return (env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
+}
+
+/** The home folder, for MODEL paths starting with ~. */
+export function homeDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.HOME ?? '~';
 }

@@ -4,6 +4,7 @@ import { DownloadError, LocalWriteError, downloadFile } from '../core/download.j
 import { UserError } from '../core/errors.js';
 import { sha256File } from '../core/fingerprint.js';
 import { throttledProgress, type ReadOptions } from './types.js';
+import { imdbOverrides } from '../core/settings.js';
 
 export const IMDB_URL = 'https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz';
 export const IMDB_SHA256 = 'c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe';
@@ -11,10 +12,8 @@ export const IMDB_FILE_NAME = 'aclImdb_v1.tar.gz';
 
 /** The URL and checksum of the `imdb` dataset; SENTIMENT_IMDB_URL / SENTIMENT_IMDB_SHA256 override them (tests, mirrors). */
 export function imdbSource(env: NodeJS.ProcessEnv = process.env): { url: string; sha256: string } {
-  return {
-    url: env.SENTIMENT_IMDB_URL || IMDB_URL,
-    sha256: (env.SENTIMENT_IMDB_SHA256 || IMDB_SHA256).toLowerCase(),
-  };
+  const asked = imdbOverrides(env);
+  return { url: asked.url ?? IMDB_URL, sha256: asked.sha256 ?? IMDB_SHA256 };
 }
 
 const LOCAL_COPY_HINTS = [
