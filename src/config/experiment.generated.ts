@@ -57,9 +57,21 @@ export interface ExperimentConfig {
    */
   MAX_LENGTH?: number;
   /**
-   * Adam learning rate.
+   * Adam learning rate (the base of LR_SCHEDULE).
    */
   LEARNING_RATE?: number;
+  /**
+   * How the learning rate changes over the training steps: constant (the original's), or linear / cosine decay from LEARNING_RATE to 0 at the last step, after LR_WARMUP.
+   */
+  LR_SCHEDULE?: 'constant' | 'linear' | 'cosine';
+  /**
+   * Fraction of the training steps over which the learning rate rises linearly from 0 to LEARNING_RATE (0: no warm-up).
+   */
+  LR_WARMUP?: number;
+  /**
+   * Stop training after this many epochs without a better valid loss (null: train all N_EPOCHS, as the original does). The head kept is the best one either way.
+   */
+  PATIENCE?: number | null;
   /**
    * Fraction of the training examples held out as the valid split (0.3 gives 17,500 / 7,500 on IMDB).
    */

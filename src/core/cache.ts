@@ -199,6 +199,11 @@ export class Cache {
     this.command = options.command ?? [path.basename(process.argv[1] ?? 'node'), ...process.argv.slice(2)].join(' ').slice(0, 300);
   }
 
+  /** Where a stage computing this entry keeps what lets an interrupted run go on (see compute). */
+  resumeDir(stage: string, key: StageKey): string {
+    return path.join(this.root, stage, `.resume-${key}`);
+  }
+
   entryDir(stage: string, key: StageKey): string {
     return path.join(this.root, stage, key);
   }
@@ -361,11 +366,13 @@ export class Cache {
    * Computes an entry under its lock, so two processes never compute the same entry at once: the second
    * waits (reporting the holder through `onLock`) and then finds the first one's result (`produced:
    * false`). `force` replaces an existing entry. A folder in the entry's place that is not a valid entry
-   * is moved aside first, so it never makes this fail.
+   * is moved aside first, so it never makes this fail. `produce` also gets a resume folder, the same for
+   * this key across processes and interruptions (only the lock holder uses it; created by the stage when it
+   * needs it): a stage keeps checkpoints there to go on where an interrupted run stopped. It is removed once the entry is complete (and by `force`).
    */
   async compute(
     material: KeyMaterial,
-    produce: (tmpDir: string) => Promise<object>,
+    produce: (tmpDir: string, resumeDir: string) => Promise<object>,
     options: { force?: boolean; onLock?: (event: LockEvent) => void } = {},
   ): Promise<ComputeResult> {
     const key = stageKey(material);
@@ -379,10 +386,12 @@ export class Cache {
       }
       const stageDir = path.join(this.root, stage);
       const tmpDir = path.join(stageDir, `.tmp-${key.slice(0, 12)}-${process.pid}-${HOST_TAG}-${randomBytes(4).toString('hex')}`);
+      const resumeDir = this.resumeDir(stage, key);
+      if (options.force) await rm(resumeDir, { recursive: true, force: true });
       await mkdir(tmpDir, { recursive: true });
       try {
         const started = performance.now();
-        const info = await produce(tmpDir);
+        const info = await produce(tmpDir, resumeDir);
         const seconds = (performance.now() - started) / 1000;
         const files: ManifestFile[] = [];
         for (const relative of await listFiles(tmpDir)) {
@@ -404,6 +413,7 @@ export class Cache {
           await this.moveAside(stage, key, 'the folder was in the way of a new entry', 'replacing it');
           await rename(tmpDir, dir);
         }
+        await rm(resumeDir, { recursive: true, force: true });
         return { dir, manifest, produced: true, ...lockInfo };
       } catch (e) {
         await rm(tmpDir, { recursive: true, force: true });

@@ -18,7 +18,8 @@ const f32 = Math.fround;
  * storage, rounded where torch stores a tensor, bias corrections in double as torch computes them.
  */
 export class Adam {
-  readonly lr: number;
+  /** The learning rate of the next step (a schedule may change it between steps, as torch's schedulers do). */
+  lr: number;
   readonly beta1: number;
   readonly beta2: number;
   readonly eps: number;

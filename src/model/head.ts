@@ -68,6 +68,8 @@ export interface Head {
   /** Every parameter, with PyTorch's names and shapes; Adam's state is kept. */
   setWeights(w: Record<string, NamedTensor>): void;
   getTrainingState(): HeadTrainingState;
+  /** Adam's learning rate from the next step on (a schedule's value; settings.learningRate is the base). */
+  setLearningRate(lr: number): void;
   setTrainingState(state: HeadTrainingState): void;
   /** Frees the head and its kernel (ONNX Runtime sessions); neither may be used after. */
   dispose(): void;
@@ -267,6 +269,12 @@ class GruHead implements Head {
       expAvgSq: Object.fromEntries(this.params.map((p, k) => [p.name, s.expAvgSq[k]])),
       dropoutRng: this.dropoutRng.getState(),
     };
+  }
+
+  setLearningRate(lr: number): void {
+    this.checkUsable();
+    if (!(lr >= 0) || !Number.isFinite(lr)) throw new Error(`learning rate ${lr}`);
+    this.adam.lr = lr;
   }
 
   setTrainingState(state: HeadTrainingState): void {

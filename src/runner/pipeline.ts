@@ -223,7 +223,7 @@ export async function runStages(experiment: LoadedExperiment, stages: AnyStage[]
       for (const name of p.stage.upstream as StageName[]) upstream[name] = entries[name];
       try {
         const base = { ...keyContext(guardReads(p.stage.name, p.reads), sources, cache), upstream, settings, progress, signal };
-        return await cache.compute(p.material, (dir) => p.stage.produce({ ...base, dir }), { force: p.forced, onLock });
+        return await cache.compute(p.material, (dir, resumeDir) => p.stage.produce({ ...base, dir, resumeDir }), { force: p.forced, onLock });
       } catch (e) {
         if (!(e instanceof DamagedEntryError)) throw e;
         const at = cache.entryOf(e.file);

@@ -41,6 +41,11 @@ export type UpstreamEntry<N extends StageName> = CacheEntry<StageOutputs[N]>;
 export interface StageContext<R, U extends StageName> extends KeyContext<R> {
   /** Empty temporary folder the stage writes its output into (renamed into the cache when it returns). */
   dir: string;
+  /**
+   * A folder for checkpoints, the same for this key across runs until the entry is complete: what an
+   * interrupted run left there lets the next one go on (train resumes after its last finished epoch).
+   */
+  resumeDir: string;
   /** The entries of the stages listed in `upstream`. */
   upstream: { [N in U]: UpstreamEntry<N> };
   settings: RunSettings;

@@ -1,11 +1,13 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import writeFileAtomic from 'write-file-atomic';
 import path from 'node:path';
 import { UserError } from '../core/errors.js';
 import type { Progress } from '../core/progress.js';
-import { createHead, resolveBackend, type BackendName, type BackendSetting, type HeadSettings } from '../model/index.js';
+import { createHead, resolveBackend, type BackendName, type BackendSetting, type Head, type HeadSettings } from '../model/index.js';
+import { learningRateAt, type LearningRateSchedule } from './schedule.js';
 import { trainingBatches } from './batches.js';
 import { MetricsAccumulator } from './metrics.js';
-import { writeSafetensors, type NamedTensor } from './safetensors.js';
+import { readSafetensors, writeSafetensors, type NamedTensor } from './safetensors.js';
 import { HEAD_FILE, HEAD_INFO_FILE, HISTORY_FILE, evaluateSplit, type EpochRecord, type HeadInfo } from './trained-head.js';
 
 /** The engine a BACKEND setting stands for here, without loading it (train keys hold it). */
@@ -22,12 +24,92 @@ export interface TrainHeadOptions {
   epochs: number;
   /** Shuffles the batches (dropout and initialisation draw from settings.seed). */
   seed: number;
+  /** The learning rate over the steps (settings.learningRate is its base) and the warm-up fraction. */
+  schedule: LearningRateSchedule;
+  warmup: number;
+  /** Stop after this many epochs without a better valid loss; null: train every epoch. */
+  patience: number | null;
+  /**
+   * Where a checkpoint is written after every epoch (weights, Adam's state, the dropout stream, the best
+   * head, the history): training found there goes on after its last finished epoch, to the same result
+   * as an uninterrupted run. Only one process may use it at a time (the cache's lock sees to that).
+   */
+  resumeDir?: string;
   /** Rows of the train and valid splits, for progress. */
   rows: { train?: number; valid?: number };
   /** Where head.safetensors (the best head so far, rewritten as it improves), head.json and history.json go. */
   outDir: string;
   progress: Progress;
   signal: AbortSignal;
+}
+
+/** checkpoint.json: which epoch's folder holds the latest checkpoint; written last, atomically. */
+interface Checkpoint {
+  format: 1;
+  epoch: number;
+  history: EpochRecord[];
+  best: { epoch: number; loss: number } | null;
+  /** Training had ended (PATIENCE) at this epoch. */
+  finished: boolean;
+}
+
+const CHECKPOINT_FILE = 'checkpoint.json';
+
+/**
+ * After an epoch: the head's weights and Adam's moments (state.safetensors, with Adam's step and the
+ * dropout stream in its metadata) and the best head (best.safetensors) go into a new `epoch-N` folder;
+ * then checkpoint.json names it (an atomic rename); then older folders go. A kill at any moment leaves
+ * the previous checkpoint or this one whole.
+ */
+async function writeCheckpoint(dir: string, head: Head, epoch: number, history: EpochRecord[], best: { loss: number; epoch: number; weights: Record<string, NamedTensor> } | undefined, finished: boolean): Promise<void> {
+  const folder = path.join(dir, `epoch-${epoch}`);
+  await rm(folder, { recursive: true, force: true });
+  await mkdir(folder, { recursive: true });
+  const state = head.getTrainingState();
+  const weights = head.getWeights();
+  const tensors: Record<string, NamedTensor> = {};
+  for (const [name, t] of Object.entries(weights)) {
+    tensors[`w/${name}`] = t;
+    tensors[`m/${name}`] = { shape: t.shape, data: state.expAvg[name] };
+    tensors[`v/${name}`] = { shape: t.shape, data: state.expAvgSq[name] };
+  }
+  await writeSafetensors(path.join(folder, 'state.safetensors'), tensors, { step: String(state.step), dropout_rng: JSON.stringify(state.dropoutRng) });
+  if (best) await writeSafetensors(path.join(folder, 'best.safetensors'), best.weights);
+  const checkpoint: Checkpoint = { format: 1, epoch, history, best: best ? { epoch: best.epoch, loss: best.loss } : null, finished };
+  await writeFileAtomic(path.join(dir, CHECKPOINT_FILE), JSON.stringify(checkpoint));
+  for (const name of await readdir(dir)) if (name.startsWith('epoch-') && name !== `epoch-${epoch}`) await rm(path.join(dir, name), { recursive: true, force: true });
+}
+
+/** The checkpoint in `dir`, restored into `head`; undefined when there is none (or it cannot be read: training starts over). */
+async function readCheckpoint(dir: string, head: Head): Promise<{ epoch: number; history: EpochRecord[]; best?: { loss: number; epoch: number; weights: Record<string, NamedTensor> }; finished: boolean } | undefined> {
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = JSON.parse(await readFile(path.join(dir, CHECKPOINT_FILE), 'utf8')) as Checkpoint;
+  } catch {
+    return undefined;
+  }
+  try {
+    if (checkpoint.format !== 1 || !Number.isInteger(checkpoint.epoch)) throw new Error('unknown checkpoint format');
+    const folder = path.join(dir, `epoch-${checkpoint.epoch}`);
+    const { tensors, metadata } = await readSafetensors(path.join(folder, 'state.safetensors'));
+    const pick = (prefix: string) => Object.fromEntries(Object.entries(tensors).filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+    const weights = pick('w/');
+    const m = pick('m/');
+    const v = pick('v/');
+    head.setWeights(weights);
+    head.setTrainingState({
+      step: Number(metadata.step),
+      expAvg: Object.fromEntries(Object.entries(m).map(([k, t]) => [k, t.data])),
+      expAvgSq: Object.fromEntries(Object.entries(v).map(([k, t]) => [k, t.data])),
+      dropoutRng: JSON.parse(metadata.dropout_rng) as number[],
+    });
+    const best = checkpoint.best ? { ...checkpoint.best, weights: (await readSafetensors(path.join(folder, 'best.safetensors'))).tensors } : undefined;
+    return { epoch: checkpoint.epoch, history: checkpoint.history, best, finished: checkpoint.finished };
+  } catch {
+    // A checkpoint that does not load is not used: training starts from epoch 1 (the same result, later).
+    await rm(path.join(dir, CHECKPOINT_FILE), { force: true });
+    return undefined;
+  }
 }
 
 function copyWeights(w: Record<string, NamedTensor>): Record<string, NamedTensor> {
@@ -43,13 +125,30 @@ export async function trainHead(o: TrainHeadOptions): Promise<{ info: HeadInfo; 
   const head = await createHead(o.settings, { backend: o.engine });
   o.progress.log(`training on ${head.backendDescription} (kernel ${head.kernel})`);
   const { train: trainRows, valid: validRows } = o.rows;
-  const history: EpochRecord[] = [];
+  let history: EpochRecord[] = [];
   let best: { loss: number; epoch: number; weights: Record<string, NamedTensor> } | undefined;
   // head.safetensors is rewritten whenever valid loss improves, so it always holds the best head so far.
   // Set when the loss stops being a number: training ends there, keeping the best head so far.
   let diverged: string | undefined;
+  // Set when PATIENCE epochs went by without a better valid loss.
+  let stoppedEarly: string | undefined;
+  // Batches are full but the last of each epoch, so the steps are known up front (for the schedule).
+  const stepsPerEpoch = Math.ceil((trainRows ?? 0) / o.batchSize);
+  const totalSteps = stepsPerEpoch * o.epochs;
+  if (o.schedule !== 'constant' || o.warmup > 0) {
+    if (!(stepsPerEpoch > 0)) throw new Error('trainHead: a learning-rate schedule needs the train split\'s row count');
+  }
+  let firstEpoch = 1;
+  const resumed = o.resumeDir ? await readCheckpoint(o.resumeDir, head) : undefined;
+  if (resumed) {
+    ({ history, best } = resumed);
+    // A run that had stopped early (PATIENCE) was done training; only its entry was not written yet.
+    firstEpoch = resumed.finished ? o.epochs + 1 : resumed.epoch + 1;
+    if (best) await writeSafetensors(path.join(o.outDir, HEAD_FILE), best.weights, { backend: head.backend, best_epoch: String(best.epoch) });
+    o.progress.log(`resumed after epoch ${resumed.epoch} of ${o.epochs}`);
+  }
   try {
-    epochs: for (let epoch = 1; epoch <= o.epochs; epoch++) {
+    epochs: for (let epoch = firstEpoch; epoch <= o.epochs; epoch++) {
       const started = performance.now();
       const train = new MetricsAccumulator();
       let lossSum = 0;
@@ -57,6 +156,9 @@ export async function trainHead(o: TrainHeadOptions): Promise<{ info: HeadInfo; 
       for await (const b of trainingBatches(o.featuresFile, 'train', o.batchSize, o.seed, epoch)) {
         o.signal.throwIfAborted();
         batchNumber++;
+        if (o.schedule !== 'constant' || o.warmup > 0) {
+          head.setLearningRate(learningRateAt(o.schedule, o.settings.learningRate, o.warmup, (epoch - 1) * stepsPerEpoch + batchNumber - 1, totalSteps));
+        }
         const { loss, logits } = await head.trainStep(b);
         if (!Number.isFinite(loss)) {
           diverged = `the training loss became ${loss} at epoch ${epoch}, batch ${batchNumber}`;
@@ -92,7 +194,14 @@ export async function trainHead(o: TrainHeadOptions): Promise<{ info: HeadInfo; 
       o.progress.log(
         `epoch ${epoch}: train loss ${record.train_loss.toFixed(4)} acc ${(100 * record.train_accuracy).toFixed(2)}% · valid loss ${record.valid_loss.toFixed(4)} acc ${(100 * record.valid_accuracy).toFixed(2)}%${improved ? ' · kept' : ''}`,
       );
+      if (o.patience !== null && best && epoch - best.epoch >= o.patience && epoch < o.epochs) {
+        stoppedEarly = `no better valid loss in ${o.patience} epoch${o.patience === 1 ? '' : 's'} after epoch ${best.epoch}; stopped after epoch ${epoch} of ${o.epochs} (PATIENCE ${o.patience})`;
+        o.progress.log(stoppedEarly);
+      }
+      if (o.resumeDir) await writeCheckpoint(o.resumeDir, head, epoch, history, best, stoppedEarly !== undefined);
+      if (stoppedEarly) break;
     }
+    if (resumed?.finished) stoppedEarly = `no better valid loss in ${o.patience} epochs after epoch ${best?.epoch}; stopped after epoch ${resumed.epoch} of ${o.epochs} (PATIENCE ${o.patience})`;
     if (diverged) {
       if (!best) {
         throw new UserError(`train: ${diverged}, before any epoch finished, so there is no head to keep`, [
@@ -101,7 +210,7 @@ export async function trainHead(o: TrainHeadOptions): Promise<{ info: HeadInfo; 
       }
       o.progress.log(`warning: ${diverged}; training stopped there, keeping the head of epoch ${best.epoch} (valid loss ${best.loss.toFixed(4)})`);
     }
-    const info: HeadInfo = { settings: head.settings, backend: head.backend, kernel: head.kernel, best_epoch: best!.epoch, best_valid_loss: best!.loss, ...(diverged && { stopped: diverged }) };
+    const info: HeadInfo = { settings: head.settings, backend: head.backend, kernel: head.kernel, best_epoch: best!.epoch, best_valid_loss: best!.loss, ...((diverged ?? stoppedEarly) && { stopped: diverged ?? stoppedEarly }) };
     await writeFile(path.join(o.outDir, HEAD_INFO_FILE), JSON.stringify(info, null, 2));
     await writeFile(path.join(o.outDir, HISTORY_FILE), JSON.stringify(history, null, 2));
     return { info, history };

@@ -119,6 +119,7 @@ describe('stages/train, evaluate, infer (end to end on the repo fixtures)', func
       ...keyContext(guardReads('train', trainStage.reads(experiment.config)), experimentSources(experiment, cache), cache),
       settings: { threads: undefined, device: 'cpu' },
       dir: out,
+      resumeDir: await tempDir(),
       upstream: { data, encode: { ...encode, dir: damaged } },
       progress: { update: () => undefined, log: (line) => logged.push(line) },
       signal: new AbortController().signal,
