@@ -23,6 +23,11 @@ export interface LoadedExperiment {
   baseDirs: Partial<Record<keyof Experiment, string>>;
   /** The --set overrides applied, in order. */
   overrides: Record<string, unknown>;
+  /**
+   * Where a key's value was written (`file:line:col`, a sweep position, or the --set flag), for problems
+   * found after loading (a missing DATASET path, say). Absent on experiments built by hand.
+   */
+  locate?: (segments: string[]) => Pick<Problem, 'where' | 'line' | 'col'>;
 }
 
 /** One problem, printed as `where: KEY: message`. */
@@ -362,6 +367,7 @@ export function loadExperiment(file: string, sets: string[] = [], cwd = process.
     config: config as Experiment,
     baseDirs,
     overrides: Object.fromEntries(overrides.map(({ key, value }) => [key, value])),
+    locate: (segments) => whereIs(originOf(segments[0] ?? ''), segments, false),
   };
 }
 
