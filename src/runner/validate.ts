@@ -54,11 +54,11 @@ export async function validateFiles(files: string[], sets: string[] = [], cwd = 
       if (!(e instanceof ConfigError)) throw e;
       found.push(...e.problems);
     }
-    const fresh = dedupe(found);
-    problems.push(...fresh);
-    if (fresh.length === 0) ok.push({ file, ...(trials !== undefined ? { trials } : {}) });
+    problems.push(...found);
+    if (found.length === 0) ok.push({ file, ...(trials !== undefined ? { trials } : {}) });
   }
-  return { ok, problems };
+  // The same --set flag, or a base experiment shared by sweep trials, fails the same way: report it once.
+  return { ok, problems: dedupe(problems) };
 }
 
 function dedupe(problems: Problem[]): Problem[] {
@@ -82,10 +82,7 @@ class Checks {
 
   async experiment(experiment: LoadedExperiment): Promise<Problem[]> {
     const { config, baseDirs } = experiment;
-    const locate = (key: string) => {
-      const segments = key.split('.');
-      return experiment.locate?.(segments) ?? { where: experiment.file };
-    };
+    const locate = (key: string) => experiment.locate?.(key.split('.')) ?? { where: experiment.file };
     const toProblem = (f: Finding): Problem => ({ ...locate(f.key), key: f.key, message: f.message });
 
     const datasetDir = baseDirs.DATASET ?? path.dirname(path.resolve(experiment.file));
@@ -103,7 +100,14 @@ class Checks {
         if (!this.limits.has(dir)) this.limits.set(dir, modelMaxLength(dir).catch(() => undefined));
         const limit = await this.limits.get(dir)!;
         if (limit !== undefined && config.MAX_LENGTH > limit) {
-          problems.push(toProblem({ key: 'MAX_LENGTH', message: `${config.MAX_LENGTH} is longer than this model accepts (${limit} tokens, from ${dir})` }));
+          const tooLong = `is longer than this model accepts (${limit} tokens, from ${dir})`;
+          // Left to its default: point at MODEL, which made the default too long.
+          const written = experiment.locate?.(['MAX_LENGTH']);
+          problems.push(
+            written
+              ? { ...written, key: 'MAX_LENGTH', message: `${config.MAX_LENGTH} ${tooLong}` }
+              : { ...locate('MODEL'), key: 'MAX_LENGTH', message: `the default (${config.MAX_LENGTH}) ${tooLong}; set MAX_LENGTH to at most ${limit}` },
+          );
         }
       }
     }
