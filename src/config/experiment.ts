@@ -23,6 +23,12 @@ export interface LoadedExperiment {
   baseDirs: Partial<Record<keyof Experiment, string>>;
   /** The --set overrides applied, in order. */
   overrides: Record<string, unknown>;
+  /**
+   * Where a key's value was written (`file:line:col`, a sweep position, or the --set flag), for problems
+   * found after loading (a missing DATASET path, say); undefined for a key left to its default. Absent on
+   * experiments built by hand.
+   */
+  locate?: (segments: string[]) => Pick<Problem, 'where' | 'line' | 'col'> | undefined;
 }
 
 /** One problem, printed as `where: KEY: message`. */
@@ -362,6 +368,7 @@ export function loadExperiment(file: string, sets: string[] = [], cwd = process.
     config: config as Experiment,
     baseDirs,
     overrides: Object.fromEntries(overrides.map(({ key, value }) => [key, value])),
+    locate: (segments) => (setOrigins.has(segments[0]) || Object.hasOwn(parsed.values, segments[0]) ? whereIs(originOf(segments[0]), segments, false) : undefined),
   };
 }
 

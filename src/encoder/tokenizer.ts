@@ -43,7 +43,7 @@ export async function loadTokenizer(dir: string, maxLength: number): Promise<Tex
 }
 
 /** The model's position limit, from config.json or tokenizer_config.json. */
-async function modelMaxLength(dir: string): Promise<number | undefined> {
+export async function modelMaxLength(dir: string): Promise<number | undefined> {
   for (const [file, key] of [
     ['config.json', 'max_position_embeddings'],
     ['tokenizer_config.json', 'model_max_length'],
