@@ -16,13 +16,11 @@ export const evaluateStage: Stage<'evaluate', { BATCH_SIZE: number }, 'data' | '
   async produce(ctx) {
     const featuresFile = path.join(ctx.upstream.encode.dir, FEATURES_FILE);
     const { head, info } = await loadTrainedHead(ctx.upstream.train.dir);
-    const total = SPLITS.reduce((n, s) => n + (splitRows(ctx.upstream.data, s) ?? 0), 0) || undefined;
     try {
       const result: Partial<Metrics> = { backend: head.backend, kernel: head.kernel, best_epoch: info.best_epoch };
-      let before = 0;
       for (const split of SPLITS) {
-        const acc = await evaluateSplit(head, featuresFile, split, ctx.reads.BATCH_SIZE, (n) => ctx.progress.update(before + n, total, 'rows', split), ctx.signal);
-        before += acc.count;
+        // A counter per split (each its own phase, so its own rate and ETA).
+        const acc = await evaluateSplit(head, featuresFile, split, ctx.reads.BATCH_SIZE, (n) => ctx.progress.update(n, splitRows(ctx.upstream.data, split), 'rows', split), ctx.signal);
         result[split] = acc.result();
       }
       await writeFile(path.join(ctx.dir, METRICS_FILE), JSON.stringify(result, null, 2));
