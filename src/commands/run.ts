@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import { Args, Flags } from '@oclif/core';
 import { SentimentCommand, locationFlags, setFlag } from '../cli/command.js';
 import { STAGE_NAMES } from '../stages/stage.js';
 
@@ -10,8 +10,12 @@ export default class Run extends SentimentCommand {
     '<%= config.bin %> run experiments/imdb-bigru.yaml --until tokenize --set DATASET=../shared/data/imdb --set MODEL=../shared/tokenizers/bert-base-uncased',
     '<%= config.bin %> run experiments/imdb-bigru.yaml --set MAX_LENGTH=256 --explain',
   ];
+  static override usage = '<%= command.id %> EXPERIMENT.yaml... [--set KEY=VALUE]... [--until STAGE] [--force [STAGE]] [--explain] [--json] [--name NAME] [--cache-dir DIR] [--runs-dir DIR] [--verbose]';
+  // Any number of experiment files, so the parser is not strict; the arg is here for help's ARGUMENTS section.
   static override strict = false;
-  static override args = {};
+  static override args = {
+    'EXPERIMENT.yaml': Args.string({ description: 'Experiment files (one or more), run one after the other.' }),
+  };
   static override flags = {
     set: setFlag,
     until: Flags.string({ description: 'Stop after this stage.', options: [...STAGE_NAMES] }),
