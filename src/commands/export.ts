@@ -8,6 +8,7 @@ export default class Export extends SentimentCommand {
     config: Flags.string({ description: 'Experiment file whose trained head to export.', required: true }),
     set: setFlag,
     out: Flags.string({ description: 'Folder to write.', required: true }),
+    json: Flags.boolean({ description: 'Print one JSON document on stdout: {"dir","files"}.', default: false }),
     'cache-dir': locationFlags['cache-dir'],
   };
 
@@ -15,6 +16,6 @@ export default class Export extends SentimentCommand {
     const { flags } = await this.parse(Export);
     const { exportModel } = await import('../runner/trained-model.js');
     const { dir, files } = await exportModel(flags.config, flags.set, flags['cache-dir'], flags.out, (await import('../stages/index.js')).STAGES);
-    this.log(`exported to ${dir}: ${files.join(', ')}`);
+    this.log(flags.json ? JSON.stringify({ dir, files }, null, 2) : `exported to ${dir}: ${files.join(', ')}`);
   }
 }
