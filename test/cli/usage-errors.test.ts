@@ -40,3 +40,16 @@ describe('usage errors exit 2', function () {
     expect(r.stderr).to.not.match(NO_TRACE);
   });
 });
+
+describe('infer --text', function () {
+  this.timeout(120_000);
+  it('refuses an empty or blank text before loading anything (exit 1)', async () => {
+    for (const text of ['', '   \t ']) {
+      const r = await sentiment(['infer', '--config', 'experiments/quickstart.yaml', '--text', text, '--json']);
+      expect(r.code, r.stderr).to.equal(1);
+      expect(r.stderr).to.contain('Error: --text: empty text');
+      expect(r.stderr).to.not.match(NO_TRACE);
+      expect(JSON.parse(r.stdout)).to.deep.equal({ error: '--text: empty text', exit: 1 });
+    }
+  });
+});
