@@ -53,7 +53,7 @@ export interface ProviderInfo {
 /**
  * What this onnxruntime-node install can offer, without creating a session. ONNX Runtime's
  * `listSupportedBackends()` lists `cuda` on Linux x64 even when its libraries are absent (`bundled: false`:
- * they are downloaded by the package's installer, which `.npmrc` skips), and trying to start it then logs a
+ * they are downloaded by the package's installer, which package.json's allowScripts skips), and trying to start it then logs a
  * native error line; so CUDA counts as installed only when libonnxruntime_providers_cuda.so is present.
  */
 export function onnxruntimeProviders(): ProviderInfo {
