@@ -38,10 +38,32 @@ export abstract class SentimentCommand extends Command {
     };
   }
 
+  /** Whether the command printed anything on stdout (with --json: its one JSON document). */
+  private wroteStdout = false;
+
+  override log(message?: string, ...args: unknown[]): void {
+    this.wroteStdout = true;
+    super.log(message, ...args);
+  }
+
+  /**
+   * With --json, a failure is a JSON document on stdout too, `{"error": message, "exit": code}`, unless
+   * the command already printed its document (cache verify's report, infer's rows read so far).
+   */
+  private failJson(err: Error & { code?: unknown }, exit: number): void {
+    if (!this.argv.includes('--json') || this.wroteStdout || err.code === 'EEXIT') return;
+    this.wroteStdout = true;
+    process.stdout.write(`${JSON.stringify({ error: isUserError(err) ? err.toString() : err.message, exit })}\n`);
+  }
+
   protected override async catch(thrown: Error & { oclif?: { exit?: number } }): Promise<unknown> {
     // A full disk or a permission problem is the user's to fix, not a bug: no stack trace.
     const err = explainSystemError(thrown) as Error & { oclif?: { exit?: number } };
-    if (err.oclif?.exit !== undefined && !isUserError(err)) return super.catch(err);
+    if (err.oclif?.exit !== undefined && !isUserError(err)) {
+      this.failJson(err, err.oclif.exit);
+      return super.catch(err);
+    }
+    this.failJson(err, err instanceof UsageError ? 2 : 1);
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
       const n = err.problems.length;

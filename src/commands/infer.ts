@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { SentimentCommand, locationFlags, setFlag } from '../cli/command.js';
+import { UserError } from '../core/errors.js';
 
 export default class Infer extends SentimentCommand {
   static override summary = 'Predict texts with a trained head: the probability of TARGET and the label.';
@@ -31,7 +32,8 @@ export default class Infer extends SentimentCommand {
     const { openPredictor } = await import('../runner/trained-model.js');
     const { openRowWriter, inferFile, checkOutputFile } = await import('../inference/prediction-file.js');
     const { readTextRows, checkInputFile, inputLabel } = await import('../data/text-rows.js');
-    // Bad --file / --out are reported before the model is loaded.
+    // Bad --text / --file / --out are reported before the model is loaded.
+    if (flags.text !== undefined && !flags.text.trim()) throw new UserError('--text: empty text');
     const format = flags.file !== undefined ? await checkInputFile(flags.file, flags.format) : undefined;
     if (flags.out !== undefined) await checkOutputFile(flags.out, flags.file);
     // Ctrl-C: stop reading, write out the rows predicted so far, exit 130.

@@ -1,5 +1,6 @@
-import { Flags } from '@oclif/core';
+import { Args, Flags } from '@oclif/core';
 import { SentimentCommand, locationFlags, setFlag } from '../cli/command.js';
+import { bareForce, stageName } from '../cli/flags.js';
 import { STAGE_NAMES } from '../stages/stage.js';
 
 export default class Run extends SentimentCommand {
@@ -10,8 +11,12 @@ export default class Run extends SentimentCommand {
     '<%= config.bin %> run experiments/imdb-bigru.yaml --until tokenize --set DATASET=../shared/data/imdb --set MODEL=../shared/tokenizers/bert-base-uncased',
     '<%= config.bin %> run experiments/imdb-bigru.yaml --set MAX_LENGTH=256 --explain',
   ];
+  static override usage = '<%= command.id %> EXPERIMENT.yaml... [--set KEY=VALUE]... [--until STAGE] [--force [STAGE]] [--explain] [--json] [--name NAME] [--cache-dir DIR] [--runs-dir DIR] [--verbose]';
+  // Any number of experiment files, so the parser is not strict; the arg is here for help's ARGUMENTS section.
   static override strict = false;
-  static override args = {};
+  static override args = {
+    'EXPERIMENT.yaml': Args.string({ description: 'Experiment files (one or more), run one after the other.' }),
+  };
   static override flags = {
     set: setFlag,
     until: Flags.string({ description: 'Stop after this stage.', options: [...STAGE_NAMES] }),
@@ -22,13 +27,8 @@ export default class Run extends SentimentCommand {
     ...locationFlags,
   };
 
-  /** `--force` may stand alone: give it the value `all` unless a stage name follows. */
-  static normalizeArgv(argv: string[]): string[] {
-    return argv.flatMap((arg, i) => (arg === '--force' && !(STAGE_NAMES as readonly string[]).includes(argv[i + 1] ?? '') ? ['--force=all'] : [arg]));
-  }
-
   async run(): Promise<void> {
-    this.argv = Run.normalizeArgv(this.argv);
+    this.argv = bareForce(this.argv);
     const { argv, flags } = await this.parse(Run);
     const experiments = argv as string[];
     if (experiments.length === 0) this.error('give at least one experiment file, e.g. sentiment run experiments/quickstart.yaml', { exit: 2 });
@@ -36,7 +36,6 @@ export default class Run extends SentimentCommand {
     const { formatRun } = await import('../cli/tables.js');
     const { STAGES } = await import('../stages/index.js');
     const { listrSteps } = await import('../cli/steps.js');
-    const { stageName } = await import('../cli/flags.js');
     if (flags.name !== undefined && experiments.length !== 1) this.error('--name names one run: give one experiment file with it', { exit: 2 });
     const interactive = Boolean(process.stderr.isTTY) && !process.env.CI;
     const request = {

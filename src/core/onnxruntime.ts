@@ -8,6 +8,12 @@ import path from 'node:path';
 import type * as Ort from 'onnxruntime-common';
 import { askedThreads } from './settings.js';
 
+// ONNX Runtime 1.30's telemetry (the 1DS SDK it links) leaves an empty mat-debug-<pid>.log in the temp
+// folder of every process that starts an environment (a session). ORT_DISABLE_TELEMETRY, read by the native
+// library when its environment starts, turns that telemetry off; set here, before onnxruntime-node or
+// transformers.js is loaded through this module. A value the user set is kept.
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 export type OrtModule = typeof Ort;
 export type OrtSessionOptions = Ort.InferenceSession.SessionOptions;
 
@@ -47,7 +53,7 @@ export interface ProviderInfo {
 /**
  * What this onnxruntime-node install can offer, without creating a session. ONNX Runtime's
  * `listSupportedBackends()` lists `cuda` on Linux x64 even when its libraries are absent (`bundled: false`:
- * they are downloaded by the package's installer, which `.npmrc` skips), and trying to start it then logs a
+ * they are downloaded by the package's installer, which package.json's allowScripts skips), and trying to start it then logs a
  * native error line; so CUDA counts as installed only when libonnxruntime_providers_cuda.so is present.
  */
 export function onnxruntimeProviders(): ProviderInfo {

@@ -42,7 +42,7 @@ export interface Encoder {
   dispose(): Promise<void>;
 }
 
-const CUDA_HINT = 'install it with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` on a machine with network access (see the README, "Installing"), or set DEVICE to cpu or auto';
+const CUDA_HINT = 'install it with `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` on a machine with network access (see the README, "Installing"), or set DEVICE to cpu or auto';
 
 /**
  * Loads the model's `onnx/model.onnx` (float32) from a local folder in the Hugging Face layout on DEVICE:

@@ -3,6 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ArrowFileWriter, arrow } from '../core/arrow.js';
+import { UsageError } from '../config/experiment.js';
 import { UserError } from '../core/errors.js';
 import type { TextRow } from '../data/text-rows.js';
 
@@ -22,7 +23,7 @@ export async function checkOutputFile(out: string, input?: string): Promise<void
   const ext = path.extname(out).toLowerCase();
   const exists = await stat(out).catch(() => undefined);
   if (exists?.isDirectory()) throw new UserError(`--out ${out}: is a folder; give a file name ending in .csv, .jsonl or .arrow`);
-  if (!OUT_EXTENSIONS.includes(ext)) throw new UserError(`--out ${out}: use a .csv, .jsonl or .arrow file`);
+  if (!OUT_EXTENSIONS.includes(ext)) throw new UsageError(`--out ${out}: use a .csv, .jsonl or .arrow file`);
   const parent = path.dirname(path.resolve(out));
   const dir = await stat(parent).catch(() => undefined);
   if (!dir) throw new UserError(`--out ${out}: the folder ${path.dirname(out)} does not exist`);
@@ -33,7 +34,7 @@ export async function checkOutputFile(out: string, input?: string): Promise<void
 /** Where --file results go: CSV, JSONL or Arrow by --out's extension, or JSON lines on stdout. Check --out with checkOutputFile first. */
 export async function openRowWriter(out: string | undefined, stdout: NodeJS.WritableStream) {
   const ext = out ? path.extname(out).toLowerCase() : '';
-  if (out && !OUT_EXTENSIONS.includes(ext)) throw new UserError(`--out ${out}: use a .csv, .jsonl or .arrow file`);
+  if (out && !OUT_EXTENSIONS.includes(ext)) throw new UsageError(`--out ${out}: use a .csv, .jsonl or .arrow file`);
   if (ext === '.arrow' || ext === '.feather') {
     const schema = new arrow.Schema([
       new arrow.Field('line', new arrow.Int32(), false),

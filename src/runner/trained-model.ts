@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { copyFile, cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
@@ -170,23 +170,35 @@ export async function openPredictor(req: InferRequest) {
   };
 }
 
-/** --out of `sentiment export` must be a new or empty folder, or one an earlier export wrote (it is updated). */
-export async function checkExportFolder(outDir: string): Promise<void> {
+/**
+ * --out of `sentiment export` must be a new or empty folder; one an earlier export wrote is replaced
+ * only with `force` (`--force`).
+ */
+export async function checkExportFolder(outDir: string, options: { force?: boolean } = {}): Promise<void> {
   const info = await stat(outDir).catch(() => undefined);
   if (!info) return;
   if (!info.isDirectory()) throw new UserError(`--out ${outDir}: is a file; export writes a folder, so give a new folder name`);
   const entries = await readdir(outDir);
-  if (entries.length > 0 && !entries.includes(EXPORT_MANIFEST)) {
+  if (entries.length === 0) return;
+  if (!entries.includes(EXPORT_MANIFEST)) {
     throw new UserError(`--out ${outDir}: the folder is not empty and was not written by \`sentiment export\` (no ${EXPORT_MANIFEST}); give a new or empty folder`);
   }
+  if (!options.force) throw new UserError(`--out ${outDir}: holds a model exported earlier; give --force to replace it, or a new folder`);
 }
 
 /**
  * Writes a self-contained model folder: the head, its settings and the resolved config, the dataset's
  * classes, and a copy of the encoder's files (tokenizer, config, ONNX weights) under encoder/.
  */
-export async function exportModel(configFile: string, sets: string[], cacheDir: string, outDir: string, stages: AnyStage[]): Promise<{ dir: string; files: string[] }> {
-  await checkExportFolder(outDir);
+export async function exportModel(
+  configFile: string,
+  sets: string[],
+  cacheDir: string,
+  outDir: string,
+  stages: AnyStage[],
+  options: { force?: boolean } = {},
+): Promise<{ dir: string; files: string[] }> {
+  await checkExportFolder(outDir, options);
   const found = await trainedEntries(configFile, sets, cacheDir, stages);
   const { ENCODER_FILES } = await import('../encoder/encoder.js');
   const folder = await resolveModelFolder(found.config.MODEL, found.modelBaseDir, path.resolve(cacheDir), {
@@ -194,6 +206,8 @@ export async function exportModel(configFile: string, sets: string[], cacheDir: 
     optional: [...TOKENIZER_FILES.optional, ...ENCODER_FILES.optional],
   });
   const dir = path.resolve(outDir);
+  // Replacing an earlier export (--force): what it wrote goes, so no file of another encoder stays behind.
+  for (const f of [EXPORT_MANIFEST, 'head.safetensors', 'head.json', 'encoder']) await rm(path.join(dir, f), { recursive: true, force: true });
   await mkdir(path.join(dir, 'encoder'), { recursive: true });
   const files = [...TOKENIZER_FILES.required, ...TOKENIZER_FILES.optional, ...ENCODER_FILES.required, ...ENCODER_FILES.optional].filter((f, i, all) => all.indexOf(f) === i);
   const copied: string[] = [];

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { existsSync } from 'node:fs';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -107,6 +108,18 @@ describe('sentiment infer, export, and run with TRAIN: false', function () {
     const viaModel = await sentiment(['infer', '--model', out, '--text', NEGATIVE, '--json'], elsewhere);
     expect(viaModel.code, viaModel.stderr).to.equal(0);
     expect(JSON.parse(viaModel.stdout)).to.deep.equal(viaConfig);
+
+    // A second export to the same folder needs --force, which replaces what the first one wrote.
+    const again = await sentiment(['export', '--config', file, '--out', out], env);
+    expect(again.code).to.equal(1);
+    expect(again.stderr).to.contain(`Error: --out ${out}: holds a model exported earlier; give --force to replace it`);
+    await writeFile(path.join(out, 'encoder', 'stale.bin'), 'from another encoder');
+    const forced = await sentiment(['export', '--config', file, '--out', out, '--force', '--json'], env);
+    expect(forced.code, forced.stderr).to.equal(0);
+    expect(JSON.parse(forced.stdout).files).to.include('head.safetensors');
+    expect(existsSync(path.join(out, 'encoder', 'stale.bin'))).to.equal(false);
+    const replaced = await sentiment(['infer', '--model', out, '--text', NEGATIVE, '--json'], elsewhere);
+    expect(JSON.parse(replaced.stdout)).to.deep.equal(viaConfig);
   });
 
   it('run with TRAIN: false predicts TEXT with the trained head, and refuses an untrained config', async () => {
@@ -240,7 +253,8 @@ describe('sentiment infer, export, and run with TRAIN: false', function () {
       ];
       for (const [args, message] of cases) {
         const r = await sentiment([...untrained, ...args], env);
-        expect(r.code, args.join(' ')).to.equal(1);
+        // An --out extension it cannot write is wrong usage (exit 2); the others are about files (exit 1).
+        expect(r.code, args.join(' ')).to.equal(message.includes('use a .csv') ? 2 : 1);
         expect(r.stderr, args.join(' ')).to.contain(`Error: ${message}`);
         expect(r.stderr).to.not.match(NO_TRACE);
       }
