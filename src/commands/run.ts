@@ -37,7 +37,8 @@ export default class Run extends SentimentCommand {
     const { STAGES } = await import('../stages/index.js');
     const { listrSteps } = await import('../cli/steps.js');
     if (flags.name !== undefined && experiments.length !== 1) this.error('--name names one run: give one experiment file with it', { exit: 2 });
-    const interactive = Boolean(process.stderr.isTTY) && !process.env.CI;
+    // Plain lines only when stderr is not a terminal: `| tee` (stdout) keeps the live display.
+    const interactive = Boolean(process.stderr.isTTY);
     const request = {
       stages: STAGES,
       experiments,

@@ -9,10 +9,12 @@ export interface Progress {
   log(message: string): void;
 }
 
-/** What a step shows while it runs: its title, and one line of output (progress, the last log line). */
+/** What a step shows while it runs: its title, a line of progress that each update replaces, and log lines that stay. */
 export interface StepDisplay {
   title: string;
   output: string;
+  /** A line worth keeping (an epoch's losses, a warning): shown under the step for the rest of the run. */
+  log(line: string): void;
 }
 
 export interface Step {
@@ -41,6 +43,9 @@ export function plainSteps(stream: NodeJS.WritableStream): StepRenderer {
           },
           get output() {
             return '';
+          },
+          log(line: string) {
+            stream.write(`› ${line}\n`);
           },
         };
         try {

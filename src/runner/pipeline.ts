@@ -257,7 +257,7 @@ export async function runStages(experiment: LoadedExperiment, stages: AnyStage[]
             (line) => (task.output = line),
             (line) => {
               lines.push(line);
-              task.output = line;
+              task.log(line);
             },
             options.interactive ? 100 : 5000,
           );

@@ -77,7 +77,7 @@ export const trainStage: Stage<'train', TrainReads, 'data' | 'encode'> = {
       warmup: config.LR_WARMUP,
       patience: config.PATIENCE,
       resumeDir: ctx.resumeDir,
-      rows: { train: splitRows(ctx.upstream.data, 'train'), valid: splitRows(ctx.upstream.data, 'valid') },
+      rows: { train: splitRows(ctx.upstream.data, 'train'), valid: splitRows(ctx.upstream.data, 'valid'), test: splitRows(ctx.upstream.data, 'test') },
       outDir: ctx.dir,
       progress: ctx.progress,
       signal: ctx.signal,

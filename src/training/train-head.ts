@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import writeFileAtomic from 'write-file-atomic';
 import path from 'node:path';
 import { UserError } from '../core/errors.js';
+import { formatSeconds } from '../core/format.js';
 import type { Progress } from '../core/progress.js';
 import { createHead, resolveBackend, type BackendName, type BackendSetting, type Head, type HeadSettings } from '../model/index.js';
 import { learningRateAt, type LearningRateSchedule } from './schedule.js';
@@ -36,11 +37,63 @@ export interface TrainHeadOptions {
    */
   resumeDir?: string;
   /** Rows of the train and valid splits, for progress. */
-  rows: { train?: number; valid?: number };
+  rows: { train?: number; valid?: number; test?: number };
   /** Where head.safetensors (the best head so far, rewritten as it improves), head.json and history.json go. */
   outDir: string;
   progress: Progress;
   signal: AbortSignal;
+}
+
+/**
+ * Estimates how long the rest of training takes (epochs × batches, from the rates measured so far:
+ * training rows, and evaluation rows, which run faster) and the rest of the run (plus evaluating
+ * every split once), for the progress line: ` · train ETA 3m10s · run ETA 3m40s`.
+ */
+class Pace {
+  private readonly seconds = { train: 0, valid: 0 };
+  private readonly rows = { train: 0, valid: 0 };
+  private running?: { kind: 'train' | 'valid'; started: number; before: number };
+
+  constructor(
+    private readonly epochs: number,
+    private readonly splits: { train?: number; valid?: number; test?: number },
+  ) {}
+
+  start(kind: 'train' | 'valid'): { stop(): void } {
+    const started = performance.now();
+    const before = this.seconds[kind];
+    let stopped = false;
+    // Time is counted as rows arrive (add) and settled on stop, so a first estimate comes within a few batches.
+    this.running = { kind, started, before };
+    return {
+      stop: () => {
+        if (stopped) return;
+        stopped = true;
+        this.seconds[kind] = before + (performance.now() - started) / 1000;
+        this.running = undefined;
+      },
+    };
+  }
+
+  add(kind: 'train' | 'valid', rows: number): void {
+    this.rows[kind] += rows;
+    if (this.running?.kind === kind) this.seconds[kind] = this.running.before + (performance.now() - this.running.started) / 1000;
+  }
+
+  /** At `trainDone` train rows and `validDone` valid rows into `epoch`: "" until a rate is known. */
+  eta(epoch: number, trainDone: number, validDone: number): string {
+    const trainRate = this.seconds.train > 0 ? this.rows.train / this.seconds.train : 0;
+    if (!(trainRate > 0) || this.splits.train === undefined) return '';
+    // Evaluation has no backward pass: until it is measured, take it as three times the training rate.
+    const validRate = this.seconds.valid > 0 && this.rows.valid > 0 ? this.rows.valid / this.seconds.valid : 3 * trainRate;
+    const train = this.splits.train;
+    const valid = this.splits.valid ?? 0;
+    const trainLeft = train - trainDone + (this.epochs - epoch) * train;
+    const validLeft = valid - validDone + (this.epochs - epoch) * valid;
+    const stage = trainLeft / trainRate + validLeft / validRate;
+    const evaluate = (train + valid + (this.splits.test ?? 0)) / validRate;
+    return ` · train ETA ${formatSeconds(stage)} · run ETA ${formatSeconds(stage + evaluate)}`;
+  }
 }
 
 /** checkpoint.json: which epoch's folder holds the latest checkpoint; written last, atomically. */
@@ -139,6 +192,7 @@ export async function trainHead(o: TrainHeadOptions): Promise<{ info: HeadInfo; 
     if (!(stepsPerEpoch > 0)) throw new Error('trainHead: a learning-rate schedule needs the train split\'s row count');
   }
   let firstEpoch = 1;
+  const pace = new Pace(o.epochs, o.rows);
   const resumed = o.resumeDir ? await readCheckpoint(o.resumeDir, head) : undefined;
   if (resumed) {
     ({ history, best } = resumed);
@@ -150,6 +204,7 @@ export async function trainHead(o: TrainHeadOptions): Promise<{ info: HeadInfo; 
   try {
     epochs: for (let epoch = firstEpoch; epoch <= o.epochs; epoch++) {
       const started = performance.now();
+      const trainClock = pace.start('train');
       const train = new MetricsAccumulator();
       let lossSum = 0;
       let batchNumber = 0;
@@ -166,9 +221,26 @@ export async function trainHead(o: TrainHeadOptions): Promise<{ info: HeadInfo; 
         }
         lossSum += loss * b.batch;
         train.add(logits, b.labels);
-        o.progress.update(train.count, trainRows, 'rows', `epoch ${epoch}/${o.epochs}`, `loss ${(lossSum / train.count).toFixed(4)}`);
+        pace.add('train', b.batch);
+        const eta = pace.eta(epoch, train.count, 0);
+        o.progress.update(train.count, trainRows, 'rows', `epoch ${epoch}/${o.epochs}`, `loss ${(lossSum / train.count).toFixed(4)}${eta}`);
       }
-      const valid = await evaluateSplit(head, o.featuresFile, 'valid', o.batchSize, (n) => o.progress.update(n, validRows, 'rows', `epoch ${epoch}/${o.epochs} · valid`), o.signal);
+      trainClock.stop();
+      const validClock = pace.start('valid');
+      let validDone = 0;
+      const valid = await evaluateSplit(
+        head,
+        o.featuresFile,
+        'valid',
+        o.batchSize,
+        (n) => {
+          pace.add('valid', n - validDone);
+          validDone = n;
+          o.progress.update(n, validRows, 'rows', `epoch ${epoch}/${o.epochs} · valid`, pace.eta(epoch, trainRows ?? 0, n).replace(/^ · /, ''));
+        },
+        o.signal,
+      );
+      validClock.stop();
       // Train loss as the original reports it: averaged over examples while the head was changing.
       const trainLoss = lossSum / Math.max(1, train.count);
       const v = valid.lossAndAccuracy();
