@@ -4,8 +4,11 @@ import type { EpochRecord } from '../training/trained-head.js';
 import type { Metrics } from '../training/metrics.js';
 import { formatMeasure, formatPercent } from '../training/metrics.js';
 
-/** One line chart per measure (loss, accuracy) of train vs valid over epochs, as SVG. */
-async function learningCurve(history: EpochRecord[], measure: 'loss' | 'accuracy'): Promise<string> {
+/** The splits in one order and one colour each, in every chart of both reports. */
+const SPLIT_SCALE = { domain: ['train', 'valid', 'test'], range: ['#4c78a8', '#f58518', '#54a24b'] };
+
+/** One line chart per measure (loss, accuracy) of train vs valid over epochs, the kept epoch marked, as SVG. */
+async function learningCurve(history: EpochRecord[], measure: 'loss' | 'accuracy', bestEpoch: number): Promise<string> {
   const vega = await import('vega');
   const { compile } = await import('vega-lite');
   const values = history.flatMap((h) => [
@@ -15,22 +18,27 @@ async function learningCurve(history: EpochRecord[], measure: 'loss' | 'accuracy
   const { spec } = compile({
     width: 360,
     height: 220,
-    title: measure,
-    data: { values },
-    mark: { type: 'line', point: true },
-    encoding: {
-      x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1 } },
-      y: { field: 'value', type: 'quantitative', title: measure, scale: { zero: false } },
-      color: { field: 'split', type: 'nominal' },
-    },
-  });
+    title: { text: measure, subtitle: `dashed line: the kept head (epoch ${bestEpoch})` },
+    layer: [
+      {
+        data: { values },
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1 } },
+          y: { field: 'value', type: 'quantitative', title: measure, scale: { zero: false } },
+          color: { field: 'split', type: 'nominal', scale: { domain: SPLIT_SCALE.domain.slice(0, 2), range: SPLIT_SCALE.range.slice(0, 2) } },
+        },
+      },
+      { data: { values: [{ epoch: bestEpoch }] }, mark: { type: 'rule', strokeDash: [4, 3], color: '#888' }, encoding: { x: { field: 'epoch', type: 'quantitative' } } },
+    ],
+  } as never);
   return new vega.View(vega.parse(spec), { renderer: 'none' }).toSVG();
 }
 
 const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 /** report.html: learning curves and the metrics table, self-contained (no scripts, no network). */
-export async function writeReport(runDir: string, experiment: string, history: EpochRecord[], metrics: Metrics): Promise<string> {
+export async function writeReport(runDir: string, experiment: string, history: EpochRecord[], metrics: Metrics, configYaml?: string): Promise<string> {
   const rows = (['train', 'valid', 'test'] as const)
     .map((s) => {
       const m = metrics[s];
@@ -41,15 +49,19 @@ export async function writeReport(runDir: string, experiment: string, history: E
   const html = `<!doctype html>
 <meta charset="utf-8">
 <title>${escape(experiment)}: sentiment run report</title>
-<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}figure{display:inline-block;margin:0 2em 1em 0}</style>
+<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}figure{display:inline-block;margin:0 2em 1em 0}.note{color:#555;max-width:60em}pre{background:#f6f6f6;padding:1em;display:inline-block}</style>
 <h1>${escape(experiment)}</h1>
 <p>backend ${escape(metrics.backend)} · kernel ${escape(metrics.kernel)} · best epoch ${metrics.best_epoch} of ${history.length}</p>
 <table><tr><th></th><th>examples</th><th>loss</th><th>accuracy</th><th>precision</th><th>recall</th><th>F1</th><th>ROC-AUC</th></tr>
 ${rows}
 </table>
+<p class="note">The table measures the kept head (best valid loss) in eval mode, without dropout, after training. The curves' train values are
+averaged over each epoch while the head was still changing, with dropout, as the original reports them; so the table's train row is
+better than the curve's last train point.</p>
 <h2>Learning curves</h2>
-<figure>${await learningCurve(history, 'loss')}</figure>
-<figure>${await learningCurve(history, 'accuracy')}</figure>
+<figure>${await learningCurve(history, 'loss', metrics.best_epoch)}</figure>
+<figure>${await learningCurve(history, 'accuracy', metrics.best_epoch)}</figure>
+${configYaml ? `<h2>Configuration</h2>\n<pre>${escape(configYaml)}</pre>` : ''}
 `;
   const file = path.join(runDir, 'report.html');
   await writeFile(file, html);
@@ -76,12 +88,15 @@ export async function writeSweepReport(
     svg({
       title: measure,
       data: { values: bars },
-      mark: 'bar',
+      // Dots, not bars: the axis starts near the smallest value, and a bar would then be as long as its distance from there.
+      mark: { type: 'point', filled: true, size: 90 },
       encoding: {
-        y: { field: 'trial', type: 'nominal', sort: null, title: null },
-        yOffset: { field: 'split' },
-        x: { field: measure, type: 'quantitative' },
-        color: { field: 'split', type: 'nominal' },
+        // Full trial labels (no truncation), splits in the run report's order and colours.
+        y: { field: 'trial', type: 'nominal', sort: null, title: null, axis: { labelLimit: 0 } },
+        yOffset: { field: 'split', sort: SPLIT_SCALE.domain },
+        // Trials often differ by a little: the axis starts near the smallest value, not at zero.
+        x: { field: measure, type: 'quantitative', scale: { zero: false } },
+        color: { field: 'split', type: 'nominal', scale: SPLIT_SCALE },
       },
       width: 360,
     });
@@ -90,7 +105,11 @@ export async function writeSweepReport(
         title: 'valid loss by epoch',
         data: { values: histories },
         mark: { type: 'line', point: true },
-        encoding: { x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1 } }, y: { field: 'valid_loss', type: 'quantitative', scale: { zero: false } }, color: { field: 'trial', type: 'nominal' } },
+        encoding: {
+          x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1 } },
+          y: { field: 'valid_loss', type: 'quantitative', scale: { zero: false } },
+          color: { field: 'trial', type: 'nominal', legend: { labelLimit: 0 } },
+        },
         width: 420,
         height: 260,
       })

@@ -1,4 +1,4 @@
-import { copyFile, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Metrics } from '../training/metrics.js';
 import type { EpochRecord } from '../training/trained-head.js';
@@ -118,7 +118,8 @@ async function recordOutcome(stages: StagesResult): Promise<RunResult> {
   const metrics = await readEntryJson<Metrics>(path.join(evaluate.path, METRICS_FILE));
   await copyFile(path.join(train.path, HISTORY_FILE), path.join(stages.run_dir, HISTORY_FILE));
   await writeFile(path.join(stages.run_dir, METRICS_FILE), JSON.stringify(metrics, null, 2));
-  await writeReport(stages.run_dir, stages.experiment, history, metrics);
+  const configYaml = await readFile(path.join(stages.run_dir, 'config.yaml'), 'utf8').catch(() => undefined);
+  await writeReport(stages.run_dir, stages.experiment, history, metrics, configYaml);
   const result: RunResult = { ...stages, backend: metrics.backend, metrics, ...(prediction && { prediction }) };
   await writeFile(path.join(stages.run_dir, 'run.json'), JSON.stringify(result, null, 2));
   return result;

@@ -71,7 +71,12 @@ describe('stages/train, evaluate, infer (end to end on the repo fixtures)', func
     expect(result.prediction!.text).to.equal('the movie was great. highly recommend.');
     expect(result.prediction!.label).to.equal(result.prediction!.probability >= 0.5 ? 'negative' : 'positive');
     for (const f of ['metrics.json', 'history.json', 'report.html', 'config.yaml', 'run.json']) expect(existsSync(path.join(result.run_dir, f)), f).to.equal(true);
-    expect(await readFile(path.join(result.run_dir, 'report.html'), 'utf8')).to.contain('<svg');
+    const report = await readFile(path.join(result.run_dir, 'report.html'), 'utf8');
+    expect(report).to.contain('<svg');
+    // The kept epoch is marked on the curves, the table's eval-mode train row is explained, the resolved config is shown.
+    expect(report).to.contain(`dashed line: the kept head (epoch ${m.best_epoch})`);
+    expect(report).to.contain('in eval mode, without dropout');
+    expect(report).to.match(/<h2>Configuration<\/h2>\s*<pre>[^<]*HIDDEN_DIM: 16/);
   });
 
   it('gives identical metrics when the same config is trained again on the same backend', async () => {
