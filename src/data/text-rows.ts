@@ -19,6 +19,8 @@ export interface TextRow {
   error?: string;
   /** Some bytes were not UTF-8 and were read as U+FFFD. */
   nonUtf8?: boolean;
+  /** With `labelColumn`: the raw value of that column or field (undefined where a JSONL record has none). */
+  label?: unknown;
 }
 
 /** `--file` as shown in messages. */
@@ -92,8 +94,9 @@ async function peekFirstLine(input: NodeJS.ReadableStream): Promise<{ first: str
 export async function* readTextRows(
   file: string,
   textColumn: string,
-  opts: { format?: TextFormat; stdin?: NodeJS.ReadableStream } = {},
+  opts: { format?: TextFormat; stdin?: NodeJS.ReadableStream; labelColumn?: string } = {},
 ): AsyncGenerator<TextRow> {
+  const { labelColumn } = opts;
   const format = opts.format ?? (await checkInputFile(file));
   const label = inputLabel(file);
   const open = () => (file === '-' ? (opts.stdin ?? process.stdin) : createReadStream(file));
@@ -103,6 +106,7 @@ export async function* readTextRows(
     const delimiter = detectDelimiter(first);
     let header: string[] | undefined;
     let column = -1;
+    let labelIndex = -1;
     for await (const { record, line, nonUtf8, error } of readCsvRecords(stream, label, delimiter)) {
       if (error !== undefined) {
         yield { line, text: '', error: `malformed CSV record: ${error}` };
@@ -110,16 +114,21 @@ export async function* readTextRows(
       }
       if (!header) {
         header = record;
-        column = header.indexOf(textColumn);
-        if (column === -1) column = header.findIndex((h) => h.trim() === textColumn);
-        if (column === -1) {
-          const shown = header.slice(0, 20).map((h) => (h.length > 40 ? `${h.slice(0, 40)}…` : h));
-          throw new UserError(`--file ${label}:${line}: no column "${textColumn}" (columns: ${shown.join(', ')}${header.length > 20 ? ', …' : ''}); choose one with --text-column`);
-        }
+        const columnOf = (name: string, flag: string): number => {
+          let found = header!.indexOf(name);
+          if (found === -1) found = header!.findIndex((h) => h.trim() === name);
+          if (found === -1) {
+            const shown = header!.slice(0, 20).map((h) => (h.length > 40 ? `${h.slice(0, 40)}…` : h));
+            throw new UserError(`--file ${label}:${line}: no column "${name}" (columns: ${shown.join(', ')}${header!.length > 20 ? ', …' : ''}); choose one with ${flag}`);
+          }
+          return found;
+        };
+        column = columnOf(textColumn, '--text-column');
+        if (labelColumn !== undefined) labelIndex = columnOf(labelColumn, '--label-column');
         continue;
       }
       const text = record[column] ?? '';
-      const flag = nonUtf8 ? { nonUtf8: true } : {};
+      const flag = { ...(nonUtf8 ? { nonUtf8: true } : {}), ...(labelColumn !== undefined ? { label: record[labelIndex] } : {}) };
       if (record.length !== header.length) yield { line, text, error: `row has ${record.length} field${record.length === 1 ? '' : 's'}, header has ${header.length}`, ...flag };
       else yield text.trim() ? { line, text, ...flag } : { line, text, error: 'empty text', ...flag };
     }
@@ -140,9 +149,11 @@ export async function* readTextRows(
         yield { line, text: '', error: `invalid JSON: ${(e as Error).message}`, ...flag };
         continue;
       }
-      const text = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)[textColumn] : undefined;
-      if (typeof text !== 'string' || !text.trim()) yield { line, text: typeof text === 'string' ? text : '', error: `no text in field "${textColumn}"`, ...flag };
-      else yield { line, text, ...flag };
+      const record = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+      const text = record?.[textColumn];
+      const withLabel = labelColumn !== undefined ? { ...flag, label: record?.[labelColumn] } : flag;
+      if (typeof text !== 'string' || !text.trim()) yield { line, text: typeof text === 'string' ? text : '', error: `no text in field "${textColumn}"`, ...withLabel };
+      else yield { line, text, ...withLabel };
     } else {
       yield raw.trim() ? { line, text: raw, ...flag } : { line, text: raw, error: 'empty line', ...flag };
     }

@@ -16,6 +16,8 @@ export interface Prediction {
 
 export interface Predictor {
   predict(texts: string[]): Promise<Prediction[]>;
+  /** The head's logit for TARGET per text, in input order (what metrics such as the loss are computed on). */
+  logits(texts: string[]): Promise<number[]>;
   dispose(): Promise<void>;
 }
 
@@ -42,23 +44,27 @@ export async function createPredictor(options: {
   const encoder: Encoder = await loadEncoder(folder.dir, { device: config.DEVICE });
   const other = options.classes.find((c) => c !== config.TARGET) ?? `not ${config.TARGET}`;
   const batchSize = options.batchSize ?? 128;
+  async function logitsOf(texts: string[]): Promise<number[]> {
+    const features = await encodeRows(encoder, texts.map((t) => tokenizer.encode(t)));
+    if (config.ENCODER_DTYPE === 'float16') features.forEach((f) => float16ArrayToFloat32(float32ArrayToFloat16(f), f));
+    // Head batches of similar lengths (little padding); answers go back in input order.
+    const order = features.map((_, i) => i).sort((a, b) => features[a].length - features[b].length);
+    const out: number[] = new Array(texts.length);
+    for (let start = 0; start < order.length; start += batchSize) {
+      const batch = order.slice(start, start + batchSize);
+      const rows = batch.map((i) => ({ id: String(i), label: 0, features: features[i], length: features[i].length / encoder.width }));
+      const logits = await head.predict(padRows(rows, encoder.width));
+      batch.forEach((i, k) => (out[i] = logits[k]));
+    }
+    return out;
+  }
   return {
+    logits: logitsOf,
     async predict(texts) {
-      const features = await encodeRows(encoder, texts.map((t) => tokenizer.encode(t)));
-      if (config.ENCODER_DTYPE === 'float16') features.forEach((f) => float16ArrayToFloat32(float32ArrayToFloat16(f), f));
-      // Head batches of similar lengths (little padding); answers go back in input order.
-      const order = features.map((_, i) => i).sort((a, b) => features[a].length - features[b].length);
-      const out: Prediction[] = new Array(texts.length);
-      for (let start = 0; start < order.length; start += batchSize) {
-        const batch = order.slice(start, start + batchSize);
-        const rows = batch.map((i) => ({ id: String(i), label: 0, features: features[i], length: features[i].length / encoder.width }));
-        const logits = await head.predict(padRows(rows, encoder.width));
-        batch.forEach((i, k) => {
-          const probability = sigmoid(logits[k]);
-          out[i] = { text: texts[i], probability, label: probability >= 0.5 ? config.TARGET : other };
-        });
-      }
-      return out;
+      return (await logitsOf(texts)).map((logit, i) => {
+        const probability = sigmoid(logit);
+        return { text: texts[i], probability, label: probability >= 0.5 ? config.TARGET : other };
+      });
     },
     async dispose() {
       await encoder.dispose();

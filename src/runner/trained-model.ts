@@ -163,6 +163,10 @@ export async function openPredictor(req: InferRequest) {
   const predictor = await createPredictor({ config, modelBaseDir, cacheRoot: path.resolve(req.cacheDir), head, classes });
   return {
     predictor,
+    /** The resolved config the head was trained with (its DATASET says how that dataset's labels were read). */
+    config,
+    /** The dataset's two classes; the head's label 1 is config.TARGET. */
+    classes,
     async close() {
       await predictor.dispose();
       head.dispose();

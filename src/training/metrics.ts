@@ -59,21 +59,62 @@ export class MetricsAccumulator {
 
   result(): SplitMetrics {
     const { loss, accuracy } = this.lossAndAccuracy();
-    let tp = 0;
-    let fp = 0;
-    let fn = 0;
-    for (let i = 0; i < this.logits.length; i++) {
-      const predicted = this.logits[i] >= 0 ? 1 : 0;
-      if (predicted === 1 && this.labels[i] === 1) tp++;
-      else if (predicted === 1) fp++;
-      else if (this.labels[i] === 1) fn++;
-    }
+    const { tp, fp, fn } = confusionCounts(this.logits, this.labels);
     const precision = tp + fp > 0 ? tp / (tp + fp) : 0;
     const recall = tp + fn > 0 ? tp / (tp + fn) : 0;
     const f1 = precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : 0;
     const auc = rocAuc(this.logits, this.labels);
     return { examples: this.logits.length, loss, accuracy, precision, recall, f1, roc_auc: Number.isNaN(auc) ? null : auc };
   }
+}
+
+/** Counts of the confusion matrix for label 1 (TARGET), predicting 1 where the logit is ≥ 0 (probability ≥ 0.5). */
+export function confusionCounts(logits: ArrayLike<number>, labels: ArrayLike<number>): { tp: number; fp: number; fn: number; tn: number } {
+  let tp = 0;
+  let fp = 0;
+  let fn = 0;
+  let tn = 0;
+  for (let i = 0; i < logits.length; i++) {
+    const predicted = logits[i] >= 0 ? 1 : 0;
+    if (predicted === 1) {
+      if (labels[i] === 1) tp++;
+      else fp++;
+    } else if (labels[i] === 1) fn++;
+    else tn++;
+  }
+  return { tp, fp, fn, tn };
+}
+
+/** One point of a ROC curve: the rates when scores ≥ threshold are predicted 1 (threshold null: nothing is). */
+export interface RocPoint {
+  fpr: number;
+  tpr: number;
+  threshold: number | null;
+}
+
+/**
+ * The ROC curve: one point per distinct score, from the highest down, each counting every example scoring at
+ * or above it as predicted 1, after a first point (0, 0) where nothing is (threshold null). Ties move both
+ * rates at once. Empty when either class is absent (a rate would divide by zero).
+ */
+export function rocCurve(scores: ArrayLike<number>, labels: ArrayLike<number>): RocPoint[] {
+  const order = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => scores[b] - scores[a]);
+  let positives = 0;
+  for (let i = 0; i < labels.length; i++) if (labels[i] === 1) positives++;
+  const negatives = labels.length - positives;
+  if (positives === 0 || negatives === 0) return [];
+  const points: RocPoint[] = [{ fpr: 0, tpr: 0, threshold: null }];
+  let tp = 0;
+  let fp = 0;
+  for (let i = 0; i < order.length; ) {
+    const threshold = scores[order[i]];
+    for (; i < order.length && scores[order[i]] === threshold; i++) {
+      if (labels[order[i]] === 1) tp++;
+      else fp++;
+    }
+    points.push({ fpr: fp / negatives, tpr: tp / positives, threshold });
+  }
+  return points;
 }
 
 /** Area under the ROC curve: the probability that a random positive scores above a random negative (ties count half). */
