@@ -35,6 +35,40 @@ async function learningCurve(history: EpochRecord[], measure: 'loss' | 'accuracy
   return new vega.View(vega.parse(spec), { renderer: 'none' }).toSVG();
 }
 
+/** The test split's ROC curve with the chance diagonal, as SVG. */
+async function rocChart(points: { fpr: number; tpr: number }[], auc: number | null): Promise<string> {
+  const vega = await import('vega');
+  const { compile } = await import('vega-lite');
+  const { spec } = compile({
+    width: 260,
+    height: 260,
+    title: { text: 'ROC curve (test)', subtitle: `AUC ${formatMeasure(auc)}` },
+    layer: [
+      { data: { values: [{ fpr: 0, tpr: 0 }, { fpr: 1, tpr: 1 }] }, mark: { type: 'line', strokeDash: [4, 3], color: '#aaa' }, encoding: { x: { field: 'fpr', type: 'quantitative' }, y: { field: 'tpr', type: 'quantitative' } } },
+      {
+        data: { values: points },
+        mark: { type: 'line', color: SPLIT_SCALE.range[2] },
+        encoding: {
+          x: { field: 'fpr', type: 'quantitative', title: 'false positive rate', scale: { domain: [0, 1] } },
+          y: { field: 'tpr', type: 'quantitative', title: 'true positive rate', scale: { domain: [0, 1] } },
+          order: { field: 'fpr' },
+        },
+      },
+    ],
+  } as never);
+  return new vega.View(vega.parse(spec), { renderer: 'none' }).toSVG();
+}
+
+/** The test split's confusion matrix, rows the actual class, columns the predicted one (TARGET first). */
+function confusionTable(c: NonNullable<Metrics['test_curves']>): string {
+  const { tp, fp, fn, tn } = c.confusion;
+  const t = escape(c.target);
+  const o = escape(c.other);
+  return `<table><tr><th>test</th><th>predicted ${t}</th><th>predicted ${o}</th></tr>
+<tr><th>actual ${t}</th><td>${tp}</td><td>${fn}</td></tr>
+<tr><th>actual ${o}</th><td>${fp}</td><td>${tn}</td></tr></table>`;
+}
+
 const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 /** report.html: learning curves and the metrics table, self-contained (no scripts, no network). */
@@ -58,6 +92,7 @@ ${rows}
 <p class="note">The table measures the kept head (best valid loss) in eval mode, without dropout, after training. The curves' train values are
 averaged over each epoch while the head was still changing, with dropout, as the original reports them; so the table's train row is
 better than the curve's last train point.</p>
+${metrics.test_curves ? `<h2>Test split</h2>\n<figure>${confusionTable(metrics.test_curves)}</figure><figure>${await rocChart(metrics.test_curves.roc, metrics.test.roc_auc)}</figure>` : ''}
 <h2>Learning curves</h2>
 <figure>${await learningCurve(history, 'loss', metrics.best_epoch)}</figure>
 <figure>${await learningCurve(history, 'accuracy', metrics.best_epoch)}</figure>

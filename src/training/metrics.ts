@@ -57,6 +57,14 @@ export class MetricsAccumulator {
     return { loss: loss / n, accuracy: correct / n };
   }
 
+  /** The confusion matrix at 0.5, and the ROC curve (on probabilities) thinned to at most `maxPoints` points. */
+  curves(maxPoints = 200): { confusion: { tp: number; fp: number; fn: number; tn: number }; roc: RocPoint[] } {
+    const roc = rocCurve(this.logits.map(sigmoid), this.labels);
+    const step = Math.max(1, Math.ceil(roc.length / maxPoints));
+    const thinned = roc.filter((_, i) => i % step === 0 || i === roc.length - 1);
+    return { confusion: confusionCounts(this.logits, this.labels), roc: thinned };
+  }
+
   result(): SplitMetrics {
     const { loss, accuracy } = this.lossAndAccuracy();
     const { tp, fp, fn } = confusionCounts(this.logits, this.labels);
@@ -150,4 +158,6 @@ export interface Metrics {
   train: SplitMetrics;
   valid: SplitMetrics;
   test: SplitMetrics;
+  /** The test split's confusion matrix (label 1 = TARGET) and ROC curve, for the report. */
+  test_curves?: { target: string; other: string; confusion: { tp: number; fp: number; fn: number; tn: number }; roc: RocPoint[] };
 }
