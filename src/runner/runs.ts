@@ -104,3 +104,27 @@ export async function listRuns(runsDir: string): Promise<PastRun[]> {
   const runs = await Promise.all(dirs.map((d) => readRun(root, d)));
   return runs.sort((a, b) => b.time.localeCompare(a.time) || b.dir.localeCompare(a.dir));
 }
+
+/**
+ * The newest finished run folder of `experiment` whose config.yaml is `configText` and whose run.json
+ * names exactly these stages and entries: a fully cached rerun of it records nothing new and gives it back.
+ */
+export async function findRecordedRun(runsDir: string, experiment: string, configText: string, stages: { name: string; path: string }[]): Promise<string | undefined> {
+  const base = path.join(path.resolve(runsDir), ...experiment.split('/'));
+  let names: string[];
+  try {
+    names = (await readdir(base, { withFileTypes: true })).filter((d) => d.isDirectory() && folderTime(d.name) !== undefined).map((d) => d.name);
+  } catch {
+    return undefined;
+  }
+  // makeRunDir's names sort by time (a `-1` suffix after its plain name).
+  for (const name of names.sort().reverse()) {
+    const dir = path.join(base, name);
+    if ((await readText(path.join(dir, RUN_FILES.config))) !== configText) continue;
+    const run = await readRun(runsDir, dir);
+    if (run.status !== 'finished' || !run.stages) continue;
+    const recorded = Object.entries(run.stages);
+    if (recorded.length === stages.length && stages.every((s) => run.stages![s.name] === s.path)) return dir;
+  }
+  return undefined;
+}
