@@ -2,6 +2,7 @@ import { Command, Flags } from '@oclif/core';
 import { ConfigError, UsageError } from '../config/experiment.js';
 import { isUserError } from '../core/errors.js';
 import { explainSystemError } from '../core/system-errors.js';
+import { defaultCacheDir, defaultRunsDir } from '../core/project.js';
 
 /**
  * Shared error handling: user errors print their message and exit 1 (2 for wrong usage), with a
@@ -78,10 +79,21 @@ export abstract class SentimentCommand extends Command {
   }
 }
 
-/** Where caches and runs go: flag, else environment, else under the current folder. */
+/**
+ * Where caches and runs go: flag, else environment, else under the project root (the nearest folder up
+ * from the current one holding `.sentiment/`, else `package.json` or `.git`, else the current folder).
+ */
 export const locationFlags = {
-  'cache-dir': Flags.string({ description: 'Cache of stage outputs.', env: 'SENTIMENT_CACHE_DIR', default: '.sentiment/cache' }),
-  'runs-dir': Flags.string({ description: 'Where run folders are written.', env: 'SENTIMENT_RUNS_DIR', default: 'runs' }),
+  'cache-dir': Flags.string({
+    description: 'Cache of stage outputs; by default .sentiment/cache in the project root: the nearest folder up from the current one that holds a .sentiment/ folder, else a package.json or .git, else the current folder.',
+    env: 'SENTIMENT_CACHE_DIR',
+    default: async () => defaultCacheDir(),
+  }),
+  'runs-dir': Flags.string({
+    description: 'Where run folders are written; by default runs/ in the project root (found as for --cache-dir).',
+    env: 'SENTIMENT_RUNS_DIR',
+    default: async () => defaultRunsDir(),
+  }),
 };
 
 export const setFlag = Flags.string({

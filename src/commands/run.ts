@@ -11,7 +11,7 @@ export default class Run extends SentimentCommand {
     '<%= config.bin %> run experiments/imdb-bigru.yaml --until tokenize --set DATASET=../shared/data/imdb --set MODEL=../shared/tokenizers/bert-base-uncased',
     '<%= config.bin %> run experiments/imdb-bigru.yaml --set MAX_LENGTH=256 --explain',
   ];
-  static override usage = '<%= command.id %> EXPERIMENT.yaml... [--set KEY=VALUE]... [--until STAGE] [--force [STAGE]] [--explain] [--json] [--name NAME] [--cache-dir DIR] [--runs-dir DIR] [--verbose]';
+  static override usage = '<%= command.id %> EXPERIMENT.yaml... [--set KEY=VALUE]... [--until STAGE] [--force [STAGE]] [--explain] [--json] [--name NAME] [--record] [--cache-dir DIR] [--runs-dir DIR] [--verbose]';
   // Any number of experiment files, so the parser is not strict; the arg is here for help's ARGUMENTS section.
   static override strict = false;
   static override args = {
@@ -24,6 +24,10 @@ export default class Run extends SentimentCommand {
     explain: Flags.boolean({ description: 'Show for each stage whether it is cached or would be recomputed, and what changed; runs nothing.', default: false }),
     json: Flags.boolean({ description: 'Print one JSON document on stdout (progress goes to stderr).', default: false }),
     name: Flags.string({ description: 'Name of the run folder under --runs-dir (default: the experiment file name).' }),
+    record: Flags.boolean({
+      description: 'Make a new run folder even when every stage comes from the cache. Without it, such a rerun gives back the newest finished run folder with the same resolved config and cache entries (its run_dir, "reused": true in --json) and writes nothing.',
+      default: false,
+    }),
     ...locationFlags,
   };
 
@@ -48,6 +52,7 @@ export default class Run extends SentimentCommand {
       until: stageName('--until', flags.until),
       force: flags.force === 'all' ? ('all' as const) : stageName('--force', flags.force),
       name: flags.name,
+      record: flags.record,
       interactive,
       renderer: listrSteps({ interactive }),
     };

@@ -110,6 +110,40 @@ export interface VerifyReport {
   cleaned: string[];
 }
 
+/** One complete-looking entry folder (`<stage>/<64 hex>`), as `contents` finds it. */
+export interface EntryUsage {
+  stage: string;
+  key: StageKey;
+  dir: string;
+  /** Bytes of its files (manifest.json included). */
+  bytes: number;
+  /** From the manifest (else the folder's modification time, for a folder without a valid manifest). */
+  createdAt: string;
+  /** Keys of the entries it was computed from (its manifest's material.upstream), by stage. */
+  upstream: Record<string, StageKey>;
+  /** false: the folder has no valid manifest.json (it would be moved aside when next loaded). */
+  valid: boolean;
+}
+
+/** A folder of a stage that is not an entry: moved aside, temporary, a resume folder, a lock. */
+export interface OtherUsage {
+  stage: string;
+  name: string;
+  dir: string;
+  bytes: number;
+  kind: 'damaged' | 'tmp' | 'resume' | 'lock' | 'other';
+  /** For tmp: whether the process that writes it is gone (this host: its pid; other hosts: older than a week). */
+  dead?: boolean;
+  /** For resume: the entry it belongs to. */
+  key?: StageKey;
+}
+
+export interface StageUsage {
+  stage: string;
+  entries: EntryUsage[];
+  other: OtherUsage[];
+}
+
 /**
  * Locks: proper-lockfile's lock is the folder `<stage>/<key>.lock`, whose mtime its holder refreshes
  * every LOCK_UPDATE_MS; a lock not refreshed for LOCK_STALE_MS is taken over (the fallback for holders
@@ -583,6 +617,95 @@ export class Cache {
     if (options.repair) for (const stage of stages) report.cleaned.push(...(await this.sweepTemporary(stage, { maxAgeMs: 0 })));
     return report;
   }
+
+  /** Stage folders of the cache (not models/, downloads/, index/), sorted. */
+  async stages(): Promise<string[]> {
+    try {
+      return (await readdir(this.root, { withFileTypes: true })).filter((d) => d.isDirectory() && !d.name.startsWith('.') && !NOT_STAGES.has(d.name)).map((d) => d.name).sort();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+  }
+
+  /** What each stage folder holds: its entries (sizes from the disk) and everything else in it. */
+  async contents(): Promise<StageUsage[]> {
+    const out: StageUsage[] = [];
+    for (const stage of await this.stages()) {
+      const usage: StageUsage = { stage, entries: [], other: [] };
+      const stageDir = path.join(this.root, stage);
+      let found;
+      try {
+        found = await readdir(stageDir, { withFileTypes: true });
+      } catch {
+        continue;
+      }
+      for (const d of found.sort((a, b) => a.name.localeCompare(b.name))) {
+        const dir = path.join(stageDir, d.name);
+        const bytes = await diskBytes(dir);
+        if (d.isDirectory() && ENTRY_NAME.test(d.name)) {
+          let manifest: Manifest | undefined;
+          try {
+            manifest = JSON.parse(await readFile(path.join(dir, MANIFEST_FILE), 'utf8')) as Manifest;
+            if (manifestProblem(manifest, stage, d.name)) manifest = undefined;
+          } catch {
+            manifest = undefined;
+          }
+          const createdAt = manifest?.createdAt ?? new Date((await stat(dir).catch(() => undefined))?.mtimeMs ?? 0).toISOString();
+          usage.entries.push({ stage, key: d.name, dir, bytes, createdAt, upstream: manifest ? { ...manifest.material.upstream } : {}, valid: manifest !== undefined });
+        } else if (d.name.startsWith('.damaged-')) usage.other.push({ stage, name: d.name, dir, bytes, kind: 'damaged' });
+        else if (d.name.startsWith('.tmp-')) usage.other.push({ stage, name: d.name, dir, bytes, kind: 'tmp', dead: await deadTemporary(d.name, dir) });
+        else if (d.name.startsWith('.resume-')) usage.other.push({ stage, name: d.name, dir, bytes, kind: 'resume', key: d.name.slice('.resume-'.length) });
+        else if (d.name.endsWith('.lock') || d.name.endsWith('.lock.takeover')) usage.other.push({ stage, name: d.name, dir, bytes, kind: 'lock' });
+        else usage.other.push({ stage, name: d.name, dir, bytes, kind: 'other' });
+      }
+      out.push(usage);
+    }
+    return out;
+  }
+
+  /**
+   * Removes an entry under its lock. false: another process holds the lock (it is computing or reading
+   * the entry), so it was left alone.
+   */
+  async removeEntry(stage: string, key: StageKey): Promise<boolean> {
+    const held = await this.acquire(stage, key, { wait: false });
+    if (!held) return false;
+    try {
+      await rm(this.entryDir(stage, key), { recursive: true, force: true });
+      return true;
+    } finally {
+      await held.release();
+    }
+  }
+}
+
+/** Bytes of the files under `p` (a file or a folder), 0 when it is gone. */
+async function diskBytes(p: string): Promise<number> {
+  let s;
+  try {
+    s = await stat(p);
+  } catch {
+    return 0;
+  }
+  if (!s.isDirectory()) return s.size;
+  let total = 0;
+  let names: string[];
+  try {
+    names = await readdir(p);
+  } catch {
+    return 0;
+  }
+  for (const n of names) total += await diskBytes(path.join(p, n));
+  return total;
+}
+
+/** Whether a `.tmp-*` folder's writer is gone: this host's by its pid, other hosts' after ASIDE_MAX_AGE_MS. */
+async function deadTemporary(name: string, dir: string): Promise<boolean> {
+  // .tmp-<key12>-<pid>-<host tag>-<rand> (older: .tmp-<key12>-<pid>-<rand>)
+  const parts = name.slice('.tmp-'.length).split('-');
+  const thisHost = parts.length < 4 || parts[2] === HOST_TAG;
+  return thisHost ? !isAlive(Number(parts[1])) : olderThan(dir, ASIDE_MAX_AGE_MS);
 }
 
 /** Why a parsed manifest.json is not a valid manifest of this entry, or undefined. */

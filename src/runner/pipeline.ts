@@ -12,6 +12,7 @@ import { ProgressLine } from './progress.js';
 import { plainSteps, type Step, type StepDisplay, type StepRenderer } from '../core/progress.js';
 import { STAGE_NAMES, guardReads, type AnyStage, type KeyContext, type RunSettings, type Sources, type StageName } from '../stages/stage.js';
 import { readSettings } from '../core/settings.js';
+import { findRecordedRun } from './runs.js';
 
 export interface RunOptions {
   cacheDir: string;
@@ -29,6 +30,11 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** How the work is done (threads, DEVICE); default: the environment's settings and the experiment's DEVICE. */
   settings?: RunSettings;
+  /**
+   * Make a new run folder even when every stage comes from the cache (by default such a rerun gives back
+   * the newest finished run folder with the same config and entries, and writes nothing).
+   */
+  record?: boolean;
 }
 
 export interface PlannedStage {
@@ -60,6 +66,8 @@ export interface StagesResult {
   experiment: string;
   run_dir: string;
   stages: StageResult[];
+  /** true: every stage came from the cache and run_dir is an earlier run's folder, left as it was. */
+  reused?: boolean;
 }
 
 /** Where an experiment's files are (MODEL, DATASET relative to the folders their values came from), and the cache. */
@@ -195,12 +203,17 @@ export async function runStages(experiment: LoadedExperiment, stages: AnyStage[]
   const selected = stagesUntil(stages, options.until);
   await Promise.all(selected.map((s) => cache.sweepTemporary(s.name)));
   const plan = await planStages(experiment, selected, cache, options.force);
-  const runDir = await makeRunDir(options.runsDir, experiment.name);
-  await writeFile(path.join(runDir, 'config.yaml'), YAML.stringify(experiment.config));
+  const configText = YAML.stringify(experiment.config);
+  // A rerun that computes nothing adds no run folder: it gives back the one that recorded these entries.
+  const allCached = !options.record && plan.every((p) => p.entry);
+  const reusedDir = allCached ? await findRecordedRun(options.runsDir, experiment.name, configText, plan.map((p) => ({ name: p.stage.name, path: p.entry!.dir }))) : undefined;
+  const runDir = reusedDir ?? (await makeRunDir(options.runsDir, experiment.name));
   const logFile = path.join(runDir, 'log.txt');
+  // The reused folder's log stays the record of the run that made it.
   const log = async (line: string) => {
-    await appendFile(logFile, `${new Date().toISOString()} ${line}\n`);
+    if (!reusedDir) await appendFile(logFile, `${new Date().toISOString()} ${line}\n`);
   };
+  if (!reusedDir) await writeFile(path.join(runDir, 'config.yaml'), configText);
   await log(`experiment ${experiment.file} ${JSON.stringify(experiment.overrides)}`);
   for (const line of early) await log(line);
 
@@ -293,6 +306,7 @@ export async function runStages(experiment: LoadedExperiment, stages: AnyStage[]
   } finally {
     setActivity(undefined);
   }
+  if (reusedDir) return { experiment: experiment.name, run_dir: runDir, stages: results, reused: true };
   const result: StagesResult = { experiment: experiment.name, run_dir: runDir, stages: results };
   await writeFile(path.join(runDir, 'run.json'), JSON.stringify(result, null, 2));
   return result;

@@ -22,6 +22,8 @@ export interface RunRequest {
   force?: StageName | 'all';
   /** Names the run folder instead of the experiment file (one experiment only). */
   name?: string;
+  /** A new run folder even when every stage is cached (see RunOptions.record). */
+  record?: boolean;
   interactive: boolean;
   /** Draws the stages as they run (the CLI passes listr2's); default: plain lines. */
   renderer?: StepRenderer;
@@ -65,6 +67,7 @@ export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
       stream: req.stream,
       renderer: req.renderer,
       signal: req.signal,
+      record: req.record,
     });
     await recordIndex(experiment, all, req, stages);
     results.push(await recordOutcome(stages));
@@ -116,11 +119,13 @@ async function recordOutcome(stages: StagesResult): Promise<RunResult> {
   const { writeReport } = await import('./report.js');
   const history = await readEntryJson<EpochRecord[]>(path.join(train.path, HISTORY_FILE));
   const metrics = await readEntryJson<Metrics>(path.join(evaluate.path, METRICS_FILE));
+  const result: RunResult = { ...stages, backend: metrics.backend, metrics, ...(prediction && { prediction }) };
+  // A reused run folder (every stage cached) already holds these, from the run that recorded it.
+  if (stages.reused) return result;
   await copyFile(path.join(train.path, HISTORY_FILE), path.join(stages.run_dir, HISTORY_FILE));
   await writeFile(path.join(stages.run_dir, METRICS_FILE), JSON.stringify(metrics, null, 2));
   const configYaml = await readFile(path.join(stages.run_dir, 'config.yaml'), 'utf8').catch(() => undefined);
   await writeReport(stages.run_dir, stages.experiment, history, metrics, configYaml);
-  const result: RunResult = { ...stages, backend: metrics.backend, metrics, ...(prediction && { prediction }) };
   await writeFile(path.join(stages.run_dir, 'run.json'), JSON.stringify(result, null, 2));
   return result;
 }

@@ -32,7 +32,9 @@ describe('Ctrl-C (SIGINT) in every stage', function () {
   // Whether the stage is still running when the signal lands or has just finished, the run must stop with 130.
   for (const stage of ['tokenize', 'train', 'evaluate']) {
     it(`during ${stage}: exit 130, the stages before it stay cached, and the next run finishes`, async () => {
-      const r = await interruptAt(['run', 'experiments/quickstart.yaml', '--set', 'SEED=7'], `❯ ${stage}`, env);
+      // --force STAGE: the earlier tests cached every stage, and a fully cached run would finish (in its
+      // earlier run folder) before the signal lands.
+      const r = await interruptAt(['run', 'experiments/quickstart.yaml', '--set', 'SEED=7', '--force', stage], `❯ ${stage}`, env);
       expect(r.sent, r.stderr).to.equal(true);
       expect(r.code, r.stderr).to.equal(130);
       expect(r.stderr).to.contain('interrupted');

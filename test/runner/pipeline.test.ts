@@ -37,7 +37,33 @@ describe('runner/pipeline (data + tokenize on repo fixtures)', () => {
     expect(second.stages.map((s) => s.cached)).to.deep.equal([true, true]);
     expect(second.stages.map((s) => s.path)).to.deep.equal(first.stages.map((s) => s.path));
     expect(existsSync(path.join(second.run_dir, 'config.yaml'))).to.equal(true);
-    expect(await readFile(path.join(second.run_dir, 'log.txt'), 'utf8')).to.match(/tokenize: cached/);
+    // With --record, a fully cached rerun gets a run folder of its own.
+    const recorded = await run([], { record: true });
+    expect(recorded.run_dir).to.not.equal(second.run_dir);
+    expect(recorded.reused).to.equal(undefined);
+    expect(await readFile(path.join(recorded.run_dir, 'log.txt'), 'utf8')).to.match(/tokenize: cached/);
+  });
+
+  it('a fully cached rerun gives back the run folder that recorded the same config and entries, writing nothing', async () => {
+    const o = { ...options, runsDir: path.join(await tempDir(), 'runs') };
+    const first = await runStages(loadExperiment(experimentFile, []), STAGES, o);
+    const log = await readFile(path.join(first.run_dir, 'log.txt'), 'utf8');
+    const runJson = await readFile(path.join(first.run_dir, 'run.json'), 'utf8');
+    const again = await runStages(loadExperiment(experimentFile, []), STAGES, o);
+    expect(again.stages.map((s) => s.cached)).to.deep.equal([true, true]);
+    expect(again.run_dir).to.equal(first.run_dir);
+    expect(again.reused).to.equal(true);
+    expect(await readFile(path.join(first.run_dir, 'log.txt'), 'utf8')).to.equal(log);
+    expect(await readFile(path.join(first.run_dir, 'run.json'), 'utf8')).to.equal(runJson);
+    expect(await readdir(path.dirname(first.run_dir))).to.have.length(1);
+    // Other stages (--until data) or another config: a new folder.
+    const fewer = await runStages(loadExperiment(experimentFile, []), STAGES, { ...o, until: 'data' });
+    expect(fewer.run_dir).to.not.equal(first.run_dir);
+    expect(fewer.reused).to.equal(undefined);
+    const other = await runStages(loadExperiment(experimentFile, ['TEXT=other']), STAGES, o);
+    expect(other.stages.map((s) => s.cached)).to.deep.equal([true, true]);
+    expect(other.run_dir).to.not.equal(first.run_dir);
+    expect(await readdir(path.dirname(first.run_dir))).to.have.length(3);
   });
 
   it('writes the documented Arrow columns, in record batches', async () => {
