@@ -21,6 +21,8 @@ export interface TextRow {
   nonUtf8?: boolean;
   /** With `labelColumn`: the raw value of that column or field (undefined where a JSONL record has none). */
   label?: unknown;
+  /** The record's `id` column or field, when the input has one: kept in the output to join on. */
+  id?: string;
 }
 
 /** `--file` as shown in messages. */
@@ -107,6 +109,7 @@ export async function* readTextRows(
     let header: string[] | undefined;
     let column = -1;
     let labelIndex = -1;
+    let idIndex = -1;
     for await (const { record, line, nonUtf8, error } of readCsvRecords(stream, label, delimiter)) {
       if (error !== undefined) {
         yield { line, text: '', error: `malformed CSV record: ${error}` };
@@ -124,11 +127,12 @@ export async function* readTextRows(
           return found;
         };
         column = columnOf(textColumn, '--text-column');
+        idIndex = header!.indexOf('id');
         if (labelColumn !== undefined) labelIndex = columnOf(labelColumn, '--label-column');
         continue;
       }
       const text = record[column] ?? '';
-      const flag = { ...(nonUtf8 ? { nonUtf8: true } : {}), ...(labelColumn !== undefined ? { label: record[labelIndex] } : {}) };
+      const flag = { ...(nonUtf8 ? { nonUtf8: true } : {}), ...(labelColumn !== undefined ? { label: record[labelIndex] } : {}), ...(idIndex >= 0 && record[idIndex] !== undefined ? { id: record[idIndex] } : {}) };
       if (record.length !== header.length) yield { line, text, error: `row has ${record.length} field${record.length === 1 ? '' : 's'}, header has ${header.length}`, ...flag };
       else yield text.trim() ? { line, text, ...flag } : { line, text, error: 'empty text', ...flag };
     }
@@ -151,7 +155,9 @@ export async function* readTextRows(
       }
       const record = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
       const text = record?.[textColumn];
-      const withLabel = labelColumn !== undefined ? { ...flag, label: record?.[labelColumn] } : flag;
+      const id = record?.id;
+      const withId = typeof id === 'string' || typeof id === 'number' ? { ...flag, id: String(id) } : flag;
+      const withLabel = labelColumn !== undefined ? { ...withId, label: record?.[labelColumn] } : withId;
       if (typeof text !== 'string' || !text.trim()) yield { line, text: typeof text === 'string' ? text : '', error: `no text in field "${textColumn}"`, ...withLabel };
       else yield { line, text, ...withLabel };
     } else {

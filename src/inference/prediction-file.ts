@@ -10,9 +10,13 @@ import type { TextRow } from '../data/text-rows.js';
 /** One input row's answer; `error` instead of a prediction for a row that has no usable text. */
 export interface InferRow {
   line: number;
+  /** The input's `id` column or field, when it has one (CSV and Arrow outputs always have the column, empty otherwise). */
+  id?: string;
   text: string;
+  /** Of TARGET. */
   probability: number | null;
-  label: string | null;
+  /** The class predicted: named so it cannot collide with a gold `label` column of the input. */
+  predicted: string | null;
   error?: string;
 }
 
@@ -38,9 +42,10 @@ export async function openRowWriter(out: string | undefined, stdout: NodeJS.Writ
   if (ext === '.arrow' || ext === '.feather') {
     const schema = new arrow.Schema([
       new arrow.Field('line', new arrow.Int32(), false),
+      new arrow.Field('id', new arrow.Utf8(), true),
       new arrow.Field('text', new arrow.Utf8(), false),
       new arrow.Field('probability', new arrow.Float64(), true),
-      new arrow.Field('label', new arrow.Utf8(), true),
+      new arrow.Field('predicted', new arrow.Utf8(), true),
       new arrow.Field('error', new arrow.Utf8(), true),
     ]);
     const writer = await ArrowFileWriter.create(out!, schema);
@@ -49,9 +54,10 @@ export async function openRowWriter(out: string | undefined, stdout: NodeJS.Writ
       wrote = true;
       await writer.write([
           arrow.vectorFromArray(rows.map((r) => r.line), new arrow.Int32()).data[0],
+          arrow.vectorFromArray(rows.map((r) => r.id ?? null), new arrow.Utf8()).data[0],
           arrow.vectorFromArray(rows.map((r) => r.text), new arrow.Utf8()).data[0],
           arrow.vectorFromArray(rows.map((r) => r.probability), new arrow.Float64()).data[0],
-          arrow.vectorFromArray(rows.map((r) => r.label), new arrow.Utf8()).data[0],
+          arrow.vectorFromArray(rows.map((r) => r.predicted), new arrow.Utf8()).data[0],
           arrow.vectorFromArray(rows.map((r) => r.error ?? null), new arrow.Utf8()).data[0],
       ]);
     };
@@ -80,9 +86,9 @@ export async function openRowWriter(out: string | undefined, stdout: NodeJS.Writ
       : Promise.resolve();
   if (ext === '.csv') {
     const { stringify } = await import('csv-stringify/sync');
-    await put(stringify([['line', 'text', 'probability', 'label', 'error']]));
+    await put(stringify([['line', 'id', 'text', 'probability', 'predicted', 'error']]));
     return {
-      write: (rows: InferRow[]) => put(stringify(rows.map((r) => [r.line, r.text, r.probability ?? '', r.label ?? '', r.error ?? '']))),
+      write: (rows: InferRow[]) => put(stringify(rows.map((r) => [r.line, r.id ?? '', r.text, r.probability ?? '', r.predicted ?? '', r.error ?? '']))),
       close,
     };
   }
@@ -129,10 +135,10 @@ export async function inferFile(
       }
       if (r.error) {
         counts.errors++;
-        return { line: r.line, text: r.text, probability: null, label: null, error: r.error };
+        return { line: r.line, ...(r.id !== undefined && { id: r.id }), text: r.text, probability: null, predicted: null, error: r.error };
       }
       const p = predictions[k++]!;
-      return { line: r.line, text: r.text, probability: p.probability, label: p.label };
+      return { line: r.line, ...(r.id !== undefined && { id: r.id }), text: r.text, probability: p.probability, predicted: p.label };
     });
     await write(out);
     counts.rows += chunk.length;

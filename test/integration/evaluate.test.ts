@@ -45,8 +45,8 @@ describe('sentiment evaluate', function () {
 
     const inferred = await sentiment(['infer', '--config', config, '--file', csv, '--json'], env);
     expect(inferred.code, inferred.stderr).to.equal(0);
-    const predictions = (JSON.parse(inferred.stdout) as { label: string }[]).slice(0, rows.length);
-    const correct = predictions.filter((p, i) => p.label === (rows[i].label === 1 ? 'positive' : 'negative')).length;
+    const predictions = (JSON.parse(inferred.stdout) as { predicted: string }[]).slice(0, rows.length);
+    const correct = predictions.filter((p, i) => p.predicted === (rows[i].label === 1 ? 'positive' : 'negative')).length;
     expect(report.metrics.accuracy).to.be.closeTo(correct / rows.length, 1e-12);
     expect(report.metrics.examples).to.equal(rows.length);
 

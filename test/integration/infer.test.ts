@@ -91,9 +91,9 @@ describe('sentiment infer, export, and run with TRAIN: false', function () {
     const outCsv = path.join(dir, 'out.csv');
     expect((await sentiment(['infer', '--config', file, '--file', jsonl, '--text-column', 'body', '--out', outCsv], env)).code).to.equal(0);
     const lines = (await readFile(outCsv, 'utf8')).trim().split('\n');
-    expect(lines[0]).to.equal('line,text,probability,label,error');
+    expect(lines[0]).to.equal('line,id,text,probability,predicted,error');
     expect(lines).to.have.length(3);
-    expect(lines[2]).to.match(/^2,,,,"invalid JSON/);
+    expect(lines[2]).to.match(/^2,,,,,"invalid JSON/);
     const missing = await sentiment(['infer', '--config', file, '--file', csv], env);
     expect(missing.code).to.equal(1);
     expect(missing.stderr).to.contain('no column "text" (columns: id, review)');
@@ -218,7 +218,7 @@ describe('sentiment infer, export, and run with TRAIN: false', function () {
       expect((await sentiment(['infer', '--config', file, '--file', empty, '--out', outArrow], env)).code).to.equal(0);
       const fields: string[][] = [];
       for await (const b of readArrowBatches(outArrow)) fields.push(b.schema.fields.map((f) => f.name));
-      expect(fields[0]).to.deep.equal(['line', 'text', 'probability', 'label', 'error']);
+      expect(fields[0]).to.deep.equal(['line', 'id', 'text', 'probability', 'predicted', 'error']);
     });
 
     it('--file - reads lines from stdin, or CSV with --format csv', async () => {
@@ -304,6 +304,18 @@ describe('sentiment infer, export, and run with TRAIN: false', function () {
     expect(lines.length - 1).to.equal(written);
     expect(lines[written]).to.match(new RegExp(`^${written},`));
     expect(r.stderr).not.to.match(NO_TRACE);
+  });
+
+  it('--file keeps the input id and names its answer "predicted", so a gold label column cannot collide', async () => {
+    const input = await writeText(path.join(dir, 'with-id.csv'), `id,text,label\nr-7,${JSON.stringify(POSITIVE)},positive\nr-9,${JSON.stringify(NEGATIVE)},negative\n`);
+    const r = await sentiment(['infer', '--config', file, '--file', input, '--json'], env);
+    expect(r.code, r.stderr).to.equal(0);
+    const rows = JSON.parse(r.stdout) as Record<string, unknown>[];
+    expect(rows.map((x) => Object.keys(x))).to.deep.equal([['line', 'id', 'text', 'probability', 'predicted'], ['line', 'id', 'text', 'probability', 'predicted']]);
+    expect(rows.map((x) => x.id)).to.deep.equal(['r-7', 'r-9']);
+    const jsonl = await writeText(path.join(dir, 'with-id.jsonl'), `${JSON.stringify({ id: 12, text: POSITIVE, label: 'positive' })}\n`);
+    const j = await sentiment(['infer', '--config', file, '--file', jsonl, '--json'], env);
+    expect((JSON.parse(j.stdout) as Record<string, unknown>[])[0]).to.include({ id: '12', line: 1 }).and.not.have.property('label');
   });
 });
 
