@@ -102,8 +102,8 @@ interface Checkpoint {
   epoch: number;
   history: EpochRecord[];
   best: { epoch: number; loss: number } | null;
-  /** Training had ended (PATIENCE) at this epoch. */
-  finished: boolean;
+  /** Why training ended at this epoch (PATIENCE), when it did: a rerun then only writes the entry. */
+  stopped?: string;
 }
 
 const CHECKPOINT_FILE = 'checkpoint.json';
@@ -114,7 +114,7 @@ const CHECKPOINT_FILE = 'checkpoint.json';
  * then checkpoint.json names it (an atomic rename); then older folders go. A kill at any moment leaves
  * the previous checkpoint or this one whole.
  */
-async function writeCheckpoint(dir: string, head: Head, epoch: number, history: EpochRecord[], best: { loss: number; epoch: number; weights: Record<string, NamedTensor> } | undefined, finished: boolean): Promise<void> {
+async function writeCheckpoint(dir: string, head: Head, epoch: number, history: EpochRecord[], best: { loss: number; epoch: number; weights: Record<string, NamedTensor> } | undefined, stopped: string | undefined): Promise<void> {
   const folder = path.join(dir, `epoch-${epoch}`);
   await rm(folder, { recursive: true, force: true });
   await mkdir(folder, { recursive: true });
@@ -128,13 +128,13 @@ async function writeCheckpoint(dir: string, head: Head, epoch: number, history: 
   }
   await writeSafetensors(path.join(folder, 'state.safetensors'), tensors, { step: String(state.step), dropout_rng: JSON.stringify(state.dropoutRng) });
   if (best) await writeSafetensors(path.join(folder, 'best.safetensors'), best.weights);
-  const checkpoint: Checkpoint = { format: 1, epoch, history, best: best ? { epoch: best.epoch, loss: best.loss } : null, finished };
+  const checkpoint: Checkpoint = { format: 1, epoch, history, best: best ? { epoch: best.epoch, loss: best.loss } : null, ...(stopped !== undefined && { stopped }) };
   await writeFileAtomic(path.join(dir, CHECKPOINT_FILE), JSON.stringify(checkpoint));
   for (const name of await readdir(dir)) if (name.startsWith('epoch-') && name !== `epoch-${epoch}`) await rm(path.join(dir, name), { recursive: true, force: true });
 }
 
 /** The checkpoint in `dir`, restored into `head`; undefined when there is none (or it cannot be read: training starts over). */
-async function readCheckpoint(dir: string, head: Head): Promise<{ epoch: number; history: EpochRecord[]; best?: { loss: number; epoch: number; weights: Record<string, NamedTensor> }; finished: boolean } | undefined> {
+async function readCheckpoint(dir: string, head: Head): Promise<{ epoch: number; history: EpochRecord[]; best?: { loss: number; epoch: number; weights: Record<string, NamedTensor> }; stopped?: string } | undefined> {
   let checkpoint: Checkpoint;
   try {
     checkpoint = JSON.parse(await readFile(path.join(dir, CHECKPOINT_FILE), 'utf8')) as Checkpoint;
@@ -157,7 +157,7 @@ async function readCheckpoint(dir: string, head: Head): Promise<{ epoch: number;
       dropoutRng: JSON.parse(metadata.dropout_rng) as number[],
     });
     const best = checkpoint.best ? { ...checkpoint.best, weights: (await readSafetensors(path.join(folder, 'best.safetensors'))).tensors } : undefined;
-    return { epoch: checkpoint.epoch, history: checkpoint.history, best, finished: checkpoint.finished };
+    return { epoch: checkpoint.epoch, history: checkpoint.history, best, stopped: checkpoint.stopped };
   } catch {
     // A checkpoint that does not load is not used: training starts from epoch 1 (the same result, later).
     await rm(path.join(dir, CHECKPOINT_FILE), { force: true });
@@ -188,7 +188,8 @@ export async function trainHead(o: TrainHeadOptions): Promise<{ info: HeadInfo; 
   // Batches are full but the last of each epoch, so the steps are known up front (for the schedule).
   const stepsPerEpoch = Math.ceil((trainRows ?? 0) / o.batchSize);
   const totalSteps = stepsPerEpoch * o.epochs;
-  if (o.schedule !== 'constant' || o.warmup > 0) {
+  const scheduled = o.schedule !== 'constant' || o.warmup > 0;
+  if (scheduled) {
     if (!(stepsPerEpoch > 0)) throw new Error('trainHead: a learning-rate schedule needs the train split\'s row count');
   }
   let firstEpoch = 1;
@@ -197,7 +198,8 @@ export async function trainHead(o: TrainHeadOptions): Promise<{ info: HeadInfo; 
   if (resumed) {
     ({ history, best } = resumed);
     // A run that had stopped early (PATIENCE) was done training; only its entry was not written yet.
-    firstEpoch = resumed.finished ? o.epochs + 1 : resumed.epoch + 1;
+    stoppedEarly = resumed.stopped;
+    firstEpoch = stoppedEarly !== undefined ? o.epochs + 1 : resumed.epoch + 1;
     if (best) await writeSafetensors(path.join(o.outDir, HEAD_FILE), best.weights, { backend: head.backend, best_epoch: String(best.epoch) });
     o.progress.log(`resumed after epoch ${resumed.epoch} of ${o.epochs}`);
   }
@@ -211,7 +213,7 @@ export async function trainHead(o: TrainHeadOptions): Promise<{ info: HeadInfo; 
       for await (const b of trainingBatches(o.featuresFile, 'train', o.batchSize, o.seed, epoch)) {
         o.signal.throwIfAborted();
         batchNumber++;
-        if (o.schedule !== 'constant' || o.warmup > 0) {
+        if (scheduled) {
           head.setLearningRate(learningRateAt(o.schedule, o.settings.learningRate, o.warmup, (epoch - 1) * stepsPerEpoch + batchNumber - 1, totalSteps));
         }
         const { loss, logits } = await head.trainStep(b);
@@ -270,10 +272,9 @@ export async function trainHead(o: TrainHeadOptions): Promise<{ info: HeadInfo; 
         stoppedEarly = `no better valid loss in ${o.patience} epoch${o.patience === 1 ? '' : 's'} after epoch ${best.epoch}; stopped after epoch ${epoch} of ${o.epochs} (PATIENCE ${o.patience})`;
         o.progress.log(stoppedEarly);
       }
-      if (o.resumeDir) await writeCheckpoint(o.resumeDir, head, epoch, history, best, stoppedEarly !== undefined);
+      if (o.resumeDir) await writeCheckpoint(o.resumeDir, head, epoch, history, best, stoppedEarly);
       if (stoppedEarly) break;
     }
-    if (resumed?.finished) stoppedEarly = `no better valid loss in ${o.patience} epochs after epoch ${best?.epoch}; stopped after epoch ${resumed.epoch} of ${o.epochs} (PATIENCE ${o.patience})`;
     if (diverged) {
       if (!best) {
         throw new UserError(`train: ${diverged}, before any epoch finished, so there is no head to keep`, [
