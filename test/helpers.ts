@@ -8,6 +8,14 @@ import { fileURLToPath } from 'node:url';
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SHARED = path.resolve(REPO, '../shared');
 
+/** A line of a stack trace: user errors must print none. */
+export const NO_TRACE = /\n\s+at /;
+
+/** The environment that points the CLI's cache and runs folders into `dir`. */
+export function locationEnv(dir: string): { SENTIMENT_CACHE_DIR: string; SENTIMENT_RUNS_DIR: string } {
+  return { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+}
+
 /** A fresh temporary folder, removed after the current test file. */
 export async function tempDir(prefix = 'sentiment-test-'): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import path from 'node:path';
-import { sentiment, tempDir, writeText } from '../helpers.js';
+import { sentiment, tempDir, writeText, locationEnv } from '../helpers.js';
 
 /** With --json, a failing command still prints one JSON document on stdout: {"error", "exit"}. */
 describe('--json on failure', function () {
@@ -9,7 +9,7 @@ describe('--json on failure', function () {
   let env: Record<string, string>;
   before(async () => {
     dir = await tempDir();
-    env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    env = locationEnv(dir);
   });
 
   const expectError = (r: { code: number | null; stdout: string; stderr: string }, code: number, message: string | RegExp) => {

@@ -1,8 +1,6 @@
 import { expect } from 'chai';
 import path from 'node:path';
-import { sentiment, tempDir, writeText } from '../helpers.js';
-
-const NO_TRACE = /\n\s+at /;
+import { sentiment, tempDir, writeText, locationEnv, NO_TRACE } from '../helpers.js';
 
 describe('usage errors exit 2', function () {
   this.timeout(120_000);
@@ -10,7 +8,7 @@ describe('usage errors exit 2', function () {
   let env: Record<string, string>;
   before(async () => {
     dir = await tempDir();
-    env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    env = locationEnv(dir);
   });
 
   it('run --force with a mistyped stage names the stages instead of reading it as a file', async () => {

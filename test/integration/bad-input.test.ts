@@ -1,9 +1,7 @@
 import { expect } from 'chai';
 import { copyFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { sentiment, tempDir, writeText } from '../helpers.js';
-
-const NO_TRACE = /\n\s+at /;
+import { sentiment, tempDir, writeText, locationEnv, NO_TRACE } from '../helpers.js';
 
 /** Commands given hostile input: each error names the file (and line), exits non-zero, prints no stack trace. */
 describe('bad input to validate, run and sweep', function () {
@@ -13,7 +11,7 @@ describe('bad input to validate, run and sweep', function () {
 
   before(async () => {
     dir = await tempDir();
-    env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    env = locationEnv(dir);
   });
 
   const expectClean = (r: { code: number | null; stderr: string }, ...patterns: string[]) => {

@@ -4,7 +4,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Cache } from '../../src/core/cache.js';
 import { collectGarbage } from '../../src/runner/gc.js';
-import { sentiment, tempDir } from '../helpers.js';
+import { sentiment, tempDir, locationEnv } from '../helpers.js';
 
 interface RunDoc {
   run_dir: string;
@@ -28,7 +28,7 @@ describe('sentiment cache and cache gc', function () {
 
   before(async () => {
     dir = await tempDir();
-    env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    env = locationEnv(dir);
   });
 
   it('sentiment cache shows entries and size per stage', async () => {

@@ -7,9 +7,8 @@ import { STAGES } from '../../src/stages/index.js';
 import type { EvaluationReport } from '../../src/runner/evaluate-file.js';
 import { makeReviewRows, makeReviews } from '../fixtures/reviews.js';
 import { tinyBert } from '../fixtures/tiny-bert.js';
-import { sentiment, tempDir, writeText } from '../helpers.js';
+import { sentiment, tempDir, writeText, locationEnv, NO_TRACE } from '../helpers.js';
 
-const NO_TRACE = /\n\s+at /;
 const csvField = (s: string) => `"${s.replace(/"/g, '""')}"`;
 
 describe('sentiment evaluate', function () {
@@ -26,7 +25,7 @@ describe('sentiment evaluate', function () {
     await cp(await tinyBert(), path.join(dir, 'model'), { recursive: true });
     await makeReviews(path.join(dir, 'reviews'), { train: 300, test: 60 });
     config = await writeText(path.join(dir, 'exp.yaml'), 'MODEL: ./model\nDATASET: ./reviews\nMAX_LENGTH: 48\nN_EPOCHS: 6\nLEARNING_RATE: 0.005\nBATCH_SIZE: 32\nHIDDEN_DIM: 16\nBACKEND: onnxruntime\n');
-    env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    env = locationEnv(dir);
     await runExperiments({ stages: STAGES, experiments: [config], sets: [], cacheDir: env.SENTIMENT_CACHE_DIR, runsDir: env.SENTIMENT_RUNS_DIR, interactive: false, stream: new Writable({ write: (_c, _e, cb) => cb() }) });
     // Labels as the fixture's dataset has them (0/1, 1 = positive), plus two rows whose label maps to no class.
     csv = await writeText(path.join(dir, 'labelled.csv'), ['text,label', ...rows.map((r) => `${csvField(r.text)},${r.label}`), `${csvField(rows[0].text)},maybe`, `${csvField(rows[1].text)},maybe`].join('\n') + '\n');

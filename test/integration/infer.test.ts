@@ -7,7 +7,7 @@ import { readArrowBatches } from '../../src/core/arrow.js';
 import { runExperiments } from '../../src/runner/run.js';
 import { makeReviews } from '../fixtures/reviews.js';
 import { tinyBert } from '../fixtures/tiny-bert.js';
-import { REPO, sentiment, tempDir, writeText, type CliResult } from '../helpers.js';
+import { REPO, sentiment, tempDir, writeText, type CliResult, locationEnv, NO_TRACE } from '../helpers.js';
 import { STAGES } from '../../src/stages/index.js';
 
 const NEGATIVE = 'the movie was terrible. a waste of time.';
@@ -26,7 +26,6 @@ async function sentimentWithStdin(args: string[], env: Record<string, string>, i
   });
 }
 
-const NO_TRACE = /\n\s+at /;
 const jsonRows = (stdout: string) => stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { line: number; text: string; probability: number | null; error?: string });
 const POSITIVE = 'the movie was great. highly recommend.';
 
@@ -41,7 +40,7 @@ describe('sentiment infer, export, and run with TRAIN: false', function () {
     await cp(await tinyBert(), path.join(dir, 'model'), { recursive: true });
     await makeReviews(path.join(dir, 'reviews'), { train: 600, test: 100 });
     file = await writeText(path.join(dir, 'exp.yaml'), 'MODEL: ./model\nDATASET: ./reviews\nMAX_LENGTH: 48\nN_EPOCHS: 10\nLEARNING_RATE: 0.005\nBATCH_SIZE: 32\nHIDDEN_DIM: 16\nBACKEND: onnxruntime\n');
-    env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    env = locationEnv(dir);
     await runExperiments({ stages: STAGES, experiments: [file], sets: [], cacheDir: env.SENTIMENT_CACHE_DIR, runsDir: env.SENTIMENT_RUNS_DIR, interactive: false, stream: new Writable({ write: (_c, _e, cb) => cb() }) });
   });
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { REPO, sentiment, tempDir } from '../helpers.js';
+import { REPO, sentiment, tempDir, locationEnv } from '../helpers.js';
 
 /** Starts `sentiment ARGS`, sends SIGINT once stderr shows `marker`, and reports how it ended. */
 function interruptAt(args: string[], marker: string, env: Record<string, string>): Promise<{ code: number | null; signal: string | null; stderr: string; sent: boolean }> {
@@ -26,7 +26,7 @@ describe('Ctrl-C (SIGINT) in every stage', function () {
   let env: Record<string, string>;
   before(async () => {
     const dir = await tempDir();
-    env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    env = locationEnv(dir);
   });
 
   // Whether the stage is still running when the signal lands or has just finished, the run must stop with 130.

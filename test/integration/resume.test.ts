@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { REPO, sentiment, tempDir } from '../helpers.js';
+import { REPO, sentiment, tempDir, locationEnv } from '../helpers.js';
 
 /** `sentiment run` killed with SIGKILL as soon as stderr shows `marker`. */
 function killAt(args: string[], marker: RegExp, env: Record<string, string>): Promise<{ signal: string | null; stderr: string }> {
@@ -25,7 +25,7 @@ describe('training resumes after an interruption', function () {
     const dir = await tempDir();
     const reference = await sentiment(['run', 'experiments/quickstart.yaml', ...sets, '--json'], { SENTIMENT_CACHE_DIR: path.join(dir, 'reference'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') });
     expect(reference.code, reference.stderr).to.equal(0);
-    const env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    const env = locationEnv(dir);
     const killed = await killAt(['run', 'experiments/quickstart.yaml', ...sets], /epoch 3: train loss/, env);
     expect(killed.signal, killed.stderr).to.equal('SIGKILL');
     const resumeDirs = readdirSync(path.join(dir, 'cache', 'train')).filter((n) => n.startsWith('.resume-'));
@@ -42,7 +42,7 @@ describe('training resumes after an interruption', function () {
 
   it('PATIENCE stops after that many epochs without a better valid loss, keeping the best head', async () => {
     const dir = await tempDir();
-    const env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    const env = locationEnv(dir);
     const r = await sentiment(['run', 'experiments/quickstart.yaml', '--set', 'N_EPOCHS=30', '--set', 'PATIENCE=1', '--set', 'LEARNING_RATE=0.05', '--json'], env);
     expect(r.code, r.stderr).to.equal(0);
     const doc = JSON.parse(r.stdout);

@@ -1,12 +1,11 @@
 import { expect } from 'chai';
-import path from 'node:path';
-import { sentiment, tempDir } from '../helpers.js';
+import { sentiment, tempDir, locationEnv } from '../helpers.js';
 
 describe('sentiment run', () => {
   let env: Record<string, string>;
   before(async () => {
     const dir = await tempDir();
-    env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    env = locationEnv(dir);
   });
 
   it('lists the commands in --help', async () => {

@@ -1,14 +1,14 @@
 import { expect } from 'chai';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { REPO, sentiment, tempDir, writeText } from '../helpers.js';
+import { REPO, sentiment, tempDir, writeText, locationEnv } from '../helpers.js';
 
 describe('sentiment sweep', function () {
   this.timeout(600_000);
 
   it('runs a 2×2 grid with one shared encode entry, compares the trials, and reruns from the cache', async () => {
     const dir = await tempDir();
-    const env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    const env = locationEnv(dir);
     const file = await writeText(
       path.join(dir, 'grid.yaml'),
       `base: ${JSON.stringify(path.join(REPO, 'experiments/quickstart.yaml'))}\nset: { N_EPOCHS: 1, BACKEND: onnxruntime }\ngrid: { HIDDEN_DIM: [4, 8], N_LAYERS: [1, 2] }\n`,
@@ -41,7 +41,7 @@ describe('sentiment sweep', function () {
 
   it('records a failing trial with its error and finishes the others (exit 1)', async () => {
     const dir = await tempDir();
-    const env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    const env = locationEnv(dir);
     const file = await writeText(
       path.join(dir, 'bad.yaml'),
       `base: ${JSON.stringify(path.join(REPO, 'experiments/quickstart.yaml'))}\nset: { N_EPOCHS: 1, BACKEND: onnxruntime, HIDDEN_DIM: 4 }\ntrials: [ { TARGET: positive }, { TARGET: nonsense } ]\n`,
@@ -57,7 +57,7 @@ describe('sentiment sweep', function () {
   it('exits 1 before running anything when a trial is invalid', async () => {
     const dir = await tempDir();
     const file = await writeText(path.join(dir, 's.yaml'), `base: ${JSON.stringify(path.join(REPO, 'experiments/quickstart.yaml'))}\ngrid: { N_EPOCHS: [1, 0] }\n`);
-    const r = await sentiment(['sweep', file], { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') });
+    const r = await sentiment(['sweep', file], locationEnv(dir));
     expect(r.code).to.equal(1);
     expect(r.stderr).to.contain(`${file}:2:23: N_EPOCHS: must be >= 1 (got 0)`);
     await readdir(path.join(dir, 'cache')).then(

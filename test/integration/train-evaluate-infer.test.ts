@@ -17,7 +17,7 @@ import { readSafetensors } from '../../src/training/safetensors.js';
 import type { EpochRecord } from '../../src/training/trained-head.js';
 import { makeReviews } from '../fixtures/reviews.js';
 import { tinyBert } from '../fixtures/tiny-bert.js';
-import { sentiment, tempDir, writeText } from '../helpers.js';
+import { sentiment, tempDir, writeText, locationEnv } from '../helpers.js';
 import { STAGES } from '../../src/stages/index.js';
 
 describe('stages/train, evaluate, infer (end to end on the repo fixtures)', function () {
@@ -98,7 +98,7 @@ describe('stages/train, evaluate, infer (end to end on the repo fixtures)', func
   });
 
   it('prints the metrics table and the prediction, and --json carries backend, metrics and prediction', async () => {
-    const env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    const env = locationEnv(dir);
     const json = await sentiment(['run', file, '--json'], env);
     expect(json.code, json.stderr).to.equal(0);
     const doc = JSON.parse(json.stdout);

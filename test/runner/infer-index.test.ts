@@ -6,12 +6,10 @@ import { Writable } from 'node:stream';
 import { runExperiments } from '../../src/runner/run.js';
 import { makeReviews } from '../fixtures/reviews.js';
 import { tinyBert } from '../fixtures/tiny-bert.js';
-import { sentiment, tempDir, writeText } from '../helpers.js';
+import { sentiment, tempDir, writeText, NO_TRACE } from '../helpers.js';
 import { STAGES } from '../../src/stages/index.js';
 
 const TEXT = 'the movie was terrible. a waste of time.';
-const NO_TRACE = /\n\s+at /;
-
 describe('infer --config needs only the cache (the index a run records)', function () {
   this.timeout(600_000);
   let dir: string;

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { listRuns } from '../../src/runner/runs.js';
-import { sentiment, tempDir } from '../helpers.js';
+import { sentiment, tempDir, locationEnv } from '../helpers.js';
 
 async function fakeRun(runsDir: string, rel: string, log: string[], result?: object): Promise<string> {
   const dir = path.join(runsDir, rel);
@@ -41,7 +41,7 @@ describe('listRuns', () => {
 
   it('sentiment runs shows a real run (table and --json)', async () => {
     const dir = await tempDir();
-    const env = { SENTIMENT_CACHE_DIR: path.join(dir, 'cache'), SENTIMENT_RUNS_DIR: path.join(dir, 'runs') };
+    const env = locationEnv(dir);
     const r = await sentiment(['run', 'experiments/quickstart.yaml', '--until', 'data', '--set', 'SEED=5'], env);
     expect(r.code, r.stderr).to.equal(0);
     const json = await sentiment(['runs', '--json'], env);
