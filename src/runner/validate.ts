@@ -8,7 +8,7 @@ import { TOKENIZER_FILES, isLocalModel, resolveModelFolder } from '../core/model
 import { describeDataset } from '../data/index.js';
 import { ENCODER_FILES } from '../encoder/encoder.js';
 import { modelMaxLength } from '../encoder/tokenizer.js';
-import { loadSweep } from './sweep.js';
+import { loadSweep } from './sweep-file.js';
 
 export interface ValidatedFile {
   file: string;

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import path from 'node:path';
 import { ConfigError } from '../../src/config/experiment.js';
-import { cartesian, loadSweep, trialSets } from '../../src/runner/sweep.js';
+import { cartesian, loadSweep, trialSets } from '../../src/runner/sweep-file.js';
 import { REPO, tempDir, writeText, thrownBy } from '../helpers.js';
 
 describe('runner/sweep', () => {
