@@ -171,4 +171,25 @@ export interface SweepConfig {
    * Explicit trials, each a mapping of experiment keys; run after the grid's.
    */
   trials?: {}[];
+  /**
+   * Stop trials that fall behind (ASHA: asynchronous successive halving over epochs). At each rung (min_epochs, min_epochs × reduction_factor, …, below the trial's N_EPOCHS) a trial goes on only if its metric is among the best 1/reduction_factor of the values recorded at that rung so far; otherwise it is recorded as `stopped` with the epochs it trained.
+   */
+  early_stop?: {
+    /**
+     * The early-stopping method.
+     */
+    method: 'asha';
+    /**
+     * What is compared at a rung: the epoch's valid loss (lower is better) or valid accuracy (higher is better).
+     */
+    metric?: 'valid_loss' | 'valid_accuracy';
+    /**
+     * The first rung: every trial trains at least this many epochs.
+     */
+    min_epochs?: number;
+    /**
+     * Each rung keeps about 1/reduction_factor of the trials; rungs are min_epochs × reduction_factor^k epochs.
+     */
+    reduction_factor?: number;
+  };
 }

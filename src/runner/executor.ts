@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { EpochRecord } from '../training/trained-head.js';
+import { MemoryRungStore, ashaVerdict, earlyStopPolicy, type EarlyStop, type Verdict } from './asha.js';
 import type { RunResult } from './run.js';
 
 /** Everything needed to run one trial anywhere: plain data, so a queue can carry it to another machine. */
@@ -15,10 +17,20 @@ export interface TrialJob {
   runsDir: string;
 }
 
+/**
+ * done: trained and evaluated; failed: an error; stopped: ended at a rung by the sweep's early stopping
+ * (its epochs so far are its result); interrupted: stopped by Ctrl-C; not started: never run (Ctrl-C).
+ */
+export type TrialStatus = 'done' | 'failed' | 'stopped' | 'interrupted' | 'not started';
+
 export interface TrialOutcome {
   id: string;
-  status: 'done' | 'failed';
+  status: TrialStatus;
   seconds: number;
+  /** The epochs the trial trained in this run or before (a cached or resumed train stage reports its history). */
+  epochs?: EpochRecord[];
+  /** Why early stopping ended it (status stopped). */
+  stopped?: string;
   result?: RunResult;
   /** The last error lines the trial printed (or how it ended, when it printed none). */
   error?: string;
@@ -33,7 +45,19 @@ export interface TrialOutcome {
  */
 export interface Executor {
   readonly description: string;
-  run(jobs: TrialJob[], onOutcome: (outcome: TrialOutcome) => void, signal?: AbortSignal): Promise<TrialOutcome[]>;
+  /** Every job's outcome in `jobs`' order (unstarted ones `not started` when the signal aborted). */
+  run(jobs: TrialJob[], hooks: ExecutorHooks): Promise<TrialOutcome[]>;
+}
+
+export interface ExecutorHooks {
+  onOutcome(outcome: TrialOutcome): void;
+  /** A trial finished an epoch (live progress; also replayed epochs of a resumed or cached trial). */
+  onEpoch?(id: string, record: EpochRecord): void;
+  /** Early stopping for the whole sweep: where the executor runs the trials, it asks this after each epoch. */
+  earlyStop?: EarlyStop;
+  /** Names the sweep, so the trials of one sweep share early-stopping rungs and no other's. */
+  sweepId: string;
+  signal?: AbortSignal;
 }
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/run.js');
@@ -51,46 +75,106 @@ export class LocalExecutor implements Executor {
     this.description = `local, ${jobs} process${jobs === 1 ? '' : 'es'}`;
   }
 
-  async run(jobs: TrialJob[], onOutcome: (outcome: TrialOutcome) => void, signal?: AbortSignal): Promise<TrialOutcome[]> {
+  async run(jobs: TrialJob[], hooks: ExecutorHooks): Promise<TrialOutcome[]> {
+    const { signal } = hooks;
+    const policy = hooks.earlyStop && earlyStopPolicy(hooks.earlyStop);
+    const rungs = new MemoryRungStore();
     const outcomes: TrialOutcome[] = new Array(jobs.length);
     let next = 0;
     const worker = async () => {
       while (next < jobs.length && !signal?.aborted) {
         const index = next++;
-        outcomes[index] = await runTrialProcess(jobs[index], signal);
-        onOutcome(outcomes[index]);
+        const job = jobs[index];
+        outcomes[index] = await runTrialProcess(job, {
+          signal,
+          onEpoch: async (record, maxEpochs) => {
+            hooks.onEpoch?.(job.id, record);
+            return policy ? ashaVerdict(policy, rungs, job.id, record, maxEpochs) : { stop: false };
+          },
+        });
+        hooks.onOutcome(outcomes[index]);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.jobs, jobs.length) }, worker));
-    return outcomes.filter(Boolean);
+    return jobs.map((job, i) => outcomes[i] ?? { id: job.id, status: 'not started', seconds: 0 });
   }
 }
 
-function runTrialProcess(job: TrialJob, signal?: AbortSignal): Promise<TrialOutcome> {
+/** Messages between a sweep (or worker) and the `sentiment run` it started for a trial, over Node's IPC channel. */
+export type TrialMessage = { type: 'epoch'; record: EpochRecord; epochs: number } | { type: 'verdict'; verdict: Verdict };
+
+/** Set in a trial's environment: the run reports each epoch over IPC and waits for the verdict. */
+export const TRIAL_IPC_ENV = 'SENTIMENT_TRIAL_IPC';
+
+export interface TrialProcessHooks {
+  signal?: AbortSignal;
+  /** After each epoch (and each replayed one): whether the trial goes on. `maxEpochs` is its N_EPOCHS. */
+  onEpoch?(record: EpochRecord, maxEpochs: number): Promise<Verdict>;
+}
+
+/**
+ * Runs one trial as `sentiment run --json` in its own process. The run reports each epoch over IPC and
+ * waits for a verdict; a stop ends it as `stopped` (its train stage is not cached: an early-stopped head
+ * is not the head its key names; its checkpoint stays, so a full run of the same settings goes on from
+ * there). If this process dies, the IPC channel closes and the trial stops itself.
+ */
+export function runTrialProcess(job: TrialJob, hooks: TrialProcessHooks = {}): Promise<TrialOutcome> {
   const args = [CLI, 'run', job.experimentFile, '--json', '--name', job.name, '--cache-dir', job.cacheDir, '--runs-dir', job.runsDir, ...job.sets.flatMap((s) => ['--set', s])];
   const started = performance.now();
+  const epochs: EpochRecord[] = [];
+  let stopped: string | undefined;
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: process.env.CI ?? '1' }, signal });
+    const child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: { ...process.env, CI: process.env.CI ?? '1', [TRIAL_IPC_ENV]: '1' },
+      signal: hooks.signal,
+      killSignal: 'SIGINT',
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
     child.on('error', () => undefined);
+    child.on('message', (m: TrialMessage) => {
+      if (m.type !== 'epoch') return;
+      const known = epochs.findIndex((e) => e.epoch === m.record.epoch);
+      if (known >= 0) epochs[known] = m.record;
+      else epochs.push(m.record);
+      const decide: Promise<Verdict> = hooks.onEpoch ? hooks.onEpoch(m.record, m.epochs) : Promise.resolve({ stop: false });
+      decide
+        .catch((e: unknown): Verdict => ({ stop: true, reason: `early stopping could not decide: ${(e as Error).message}` }))
+        .then((verdict) => {
+          if (verdict.stop) stopped = verdict.reason ?? 'stopped by early stopping';
+          if (child.connected) child.send({ type: 'verdict', verdict } satisfies TrialMessage);
+        });
+    });
     child.on('close', (code, signalName) => {
       const seconds = (performance.now() - started) / 1000;
+      const base = { id: job.id, seconds, stderr, ...(epochs.length > 0 && { epochs }) };
       if (code === 0) {
         try {
-          resolve({ id: job.id, status: 'done', seconds, result: JSON.parse(stdout) as RunResult, stderr });
+          resolve({ ...base, status: 'done', result: JSON.parse(stdout) as RunResult });
           return;
         } catch {
           // fall through: not the one JSON document a run prints
         }
       }
+      if (stopped !== undefined && code === TRIAL_STOPPED_EXIT) {
+        resolve({ ...base, status: 'stopped', stopped });
+        return;
+      }
+      if (hooks.signal?.aborted) {
+        resolve({ ...base, status: 'interrupted', error: 'interrupted (Ctrl-C)' });
+        return;
+      }
       const how = signalName ? `was stopped by ${signalName}` : code === 0 ? 'exited 0 without printing its result' : `exited with code ${code}`;
-      resolve({ id: job.id, status: 'failed', seconds, error: lastErrorLines(stderr) ?? how, stderr });
+      resolve({ ...base, status: 'failed', error: lastErrorLines(stderr) ?? how });
     });
   });
 }
+
+/** A trial's run exits with this code when early stopping ended it (not an error, not done). */
+export const TRIAL_STOPPED_EXIT = 3;
 
 /**
  * The error a failed run printed: from its last line starting with "Error:" to the end (its details),

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Ajv } from 'ajv';
 import { ConfigError, loadExperiment, loadSchema, parseExperimentFile, suggestKey, whereIs, type LoadedExperiment, type Problem } from '../config/experiment.js';
 import type { SweepConfig } from '../config/experiment.generated.js';
+import type { EarlyStop } from './asha.js';
 import { isLocalModel } from '../core/model-files.js';
 
 /** One expanded trial: its overrides of the base experiment, validated. */
@@ -20,6 +21,8 @@ export interface LoadedSweep {
   file: string;
   baseFile: string;
   trials: Trial[];
+  /** The sweep file's `early_stop`, if any. */
+  earlyStop?: EarlyStop;
 }
 
 type Origin = { label: string; line?: number; col?: number };
@@ -120,7 +123,7 @@ export function loadSweep(file: string, cwd = process.cwd()): LoadedSweep {
     }
   });
   if (problems.length > 0) throw new ConfigError(problems);
-  return { name, file, baseFile, trials };
+  return { name, file, baseFile, trials, ...(sweep.early_stop && { earlyStop: sweep.early_stop }) };
 }
 
 /**

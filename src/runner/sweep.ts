@@ -1,14 +1,32 @@
 import path from 'node:path';
 import { checkFolderOption } from '../core/system-errors.js';
-import { loadSweep, trialSets } from './sweep-file.js';
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import type { EpochRecord } from '../training/trained-head.js';
+import type { Executor, TrialStatus } from './executor.js';
+import { loadSweep, trialSets, type LoadedSweep } from './sweep-file.js';
+
+/**
+ * Names a sweep by what it runs (its trials' settings and its early stopping), so trials of the same
+ * sweep share early-stopping rungs across processes and machines, and a changed sweep starts afresh.
+ */
+export function sweepIdOf(sweep: LoadedSweep): string {
+  const identity = { base: sweep.baseFile, trials: sweep.trials.map((t) => [t.id, t.overrides]), early_stop: sweep.earlyStop ?? null };
+  return createHash('sha256').update(canonicalize(identity) ?? '').digest('hex').slice(0, 16);
+}
 
 export interface SweepTrialResult {
   id: string;
   label: string;
   overrides: Record<string, unknown>;
-  status: 'done' | 'failed';
+  status: TrialStatus;
   run_dir?: string;
   metrics?: import('../training/metrics.js').Metrics;
+  /** Epochs trained (in this sweep or before: a cached trial's history); the last one's valid measures rank a stopped trial. */
+  epochs: number;
+  last_epoch?: EpochRecord;
+  /** Why early stopping ended the trial. */
+  stopped?: string;
   error?: string;
   seconds: number;
 }
@@ -20,10 +38,11 @@ export interface SweepResult {
   trials: SweepTrialResult[];
 }
 
-/** Finished trials by valid loss (best first), failed ones last. */
+/** Finished trials by valid loss (best first), then stopped ones by their last epoch's valid loss, then the rest. */
 export function byValidLoss(trials: SweepTrialResult[]): SweepTrialResult[] {
-  const loss = (t: SweepTrialResult) => t.metrics?.valid.loss ?? Infinity;
-  return [...trials].sort((a, b) => loss(a) - loss(b));
+  const rank = (t: SweepTrialResult) => (t.status === 'done' ? 0 : t.status === 'stopped' ? 1 : 2);
+  const loss = (t: SweepTrialResult) => (t.status === 'done' ? t.metrics?.valid.loss : t.last_epoch?.valid_loss) ?? Infinity;
+  return [...trials].sort((a, b) => rank(a) - rank(b) || loss(a) - loss(b));
 }
 
 /**
@@ -33,7 +52,14 @@ export function byValidLoss(trials: SweepTrialResult[]): SweepTrialResult[] {
  */
 export async function runSweep(
   file: string,
-  options: { cacheDir: string; runsDir: string; executor: import('./executor.js').Executor; onOutcome?: (trial: SweepTrialResult, done: number, total: number) => void; signal?: AbortSignal },
+  options: {
+    cacheDir: string;
+    runsDir: string;
+    executor: Executor;
+    onOutcome?: (trial: SweepTrialResult, done: number, total: number) => void;
+    onEpoch?: (id: string, record: EpochRecord) => void;
+    signal?: AbortSignal;
+  },
 ): Promise<SweepResult> {
   const sweep = loadSweep(file);
   await checkFolderOption('--cache-dir', options.cacheDir);
@@ -49,10 +75,29 @@ export async function runSweep(
   }));
   const toResult = (o: import('./executor.js').TrialOutcome): SweepTrialResult => {
     const trial = sweep.trials.find((t) => t.id === o.id)!;
-    return { id: o.id, label: trial.label, overrides: trial.overrides, status: o.status, run_dir: o.result?.run_dir, metrics: o.result?.metrics, error: o.error, seconds: o.seconds };
+    const epochs = o.epochs ?? [];
+    return {
+      id: o.id,
+      label: trial.label,
+      overrides: trial.overrides,
+      status: o.status,
+      run_dir: o.result?.run_dir,
+      metrics: o.result?.metrics,
+      epochs: epochs.length,
+      ...(epochs.length > 0 && { last_epoch: epochs[epochs.length - 1] }),
+      ...(o.stopped && { stopped: o.stopped }),
+      error: o.error,
+      seconds: o.seconds,
+    };
   };
   let done = 0;
-  const outcomes = await options.executor.run(jobs, (o) => options.onOutcome?.(toResult(o), ++done, jobs.length), options.signal);
+  const outcomes = await options.executor.run(jobs, {
+    onOutcome: (o) => options.onOutcome?.(toResult(o), ++done, jobs.length),
+    onEpoch: options.onEpoch,
+    earlyStop: sweep.earlyStop,
+    sweepId: sweepIdOf(sweep),
+    signal: options.signal,
+  });
   const trials = outcomes.map(toResult);
   const { makeRunDir } = await import('./pipeline.js');
   const outDir = await makeRunDir(path.resolve(options.runsDir), path.join(sweep.name, 'sweeps'));
