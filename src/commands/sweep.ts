@@ -3,10 +3,15 @@ import { SentimentCommand, locationFlags } from '../cli/command.js';
 
 export default class Sweep extends SentimentCommand {
   static override summary = 'Run many trials of an experiment (a grid and/or explicit trials), sharing cached stages, and compare them.';
-  static override examples = ['<%= config.bin %> sweep experiments/sweeps/quickstart-grid.yaml', '<%= config.bin %> sweep experiments/sweeps/hidden.yaml --jobs 2 --json'];
+  static override examples = ['<%= config.bin %> sweep experiments/sweeps/quickstart-grid.yaml', '<%= config.bin %> sweep experiments/sweeps/hidden.yaml --jobs 2 --json', '<%= config.bin %> sweep experiments/sweeps/hidden.yaml --queue redis://queue-host:6379'];
   static override args = { sweep: Args.string({ description: 'Sweep YAML file.', required: true }) };
   static override flags = {
     jobs: Flags.integer({ description: 'Trials run at once, each in its own process.', default: 1, min: 1 }),
+    queue: Flags.string({
+      description: 'Run the trials on `sentiment worker`s instead: a BullMQ queue on this Redis (redis://HOST:PORT[/DB]). The workers must share this cache folder (see README, "Sweeps on several machines").',
+      helpValue: 'redis://HOST:PORT',
+      exclusive: ['jobs'],
+    }),
     json: Flags.boolean({ description: 'Print one JSON document: {"trials":[{"overrides","status","run_dir","metrics"}]}.', default: false }),
     ...locationFlags,
   };
@@ -15,13 +20,14 @@ export default class Sweep extends SentimentCommand {
     const { args, flags } = await this.parse(Sweep);
     const { runSweep, byValidLoss } = await import('../runner/sweep.js');
     const { LocalExecutor } = await import('../runner/executor.js');
+    const executor = flags.queue === undefined ? new LocalExecutor(flags.jobs) : new (await import('../runner/queue.js')).QueueExecutor(flags.queue);
     const { formatMeasure, formatPercent } = await import('../training/metrics.js');
     const interrupt = this.interruptible('stopping the running trials (finished trials and completed stages stay cached)');
     try {
       const result = await runSweep(args.sweep, {
         cacheDir: flags['cache-dir'],
         runsDir: flags['runs-dir'],
-        executor: new LocalExecutor(flags.jobs),
+        executor,
         signal: interrupt.signal,
         onOutcome: (t, done, total) =>
           process.stderr.write(

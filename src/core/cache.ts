@@ -1,6 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import canonicalize from 'canonicalize';
@@ -165,6 +165,36 @@ const NOT_STAGES = new Set(['models', 'downloads', 'index']);
 
 export function stageKey(material: KeyMaterial): StageKey {
   return createHash('sha256').update(canonicalize(material) ?? '').digest('hex');
+}
+
+/** The file at a cache's root naming it (see cacheId). */
+export const CACHE_ID_FILE = 'cache-id';
+
+/**
+ * The cache folder's identity: a random UUID kept in `<root>/cache-id`, made on first use. Two machines
+ * that mount the same folder (at any path) read the same id; a different folder has another. Created
+ * by a hard link of a complete temporary file, which fails when the id exists (atomic, NFS included),
+ * so processes that race agree on the first one.
+ */
+export async function cacheId(root: string): Promise<string> {
+  const file = path.join(root, CACHE_ID_FILE);
+  const read = async () => (await readFile(file, 'utf8')).trim();
+  try {
+    return await read();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  await mkdir(root, { recursive: true });
+  const tmp = path.join(root, `.${CACHE_ID_FILE}.${process.pid}.${randomBytes(4).toString('hex')}`);
+  await writeFile(tmp, `${randomUUID()}\n`);
+  try {
+    await link(tmp, file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  } finally {
+    await unlink(tmp).catch(() => {});
+  }
+  return read();
 }
 
 /**
