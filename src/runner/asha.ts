@@ -78,6 +78,6 @@ export async function ashaVerdict(policy: EarlyStopPolicy, store: RungStore, tri
   const show = (x: number) => (lowerIsBetter ? x.toFixed(4) : `${(100 * x).toFixed(2)}%`);
   return {
     stop: true,
-    reason: `${policy.metric} ${show(value)} after epoch ${record.epoch} is behind the rung's cutoff ${show(cutoff)} (the best 1/${policy.reduction_factor} of ${earlier.length} trial${earlier.length === 1 ? '' : 's'} before it)`,
+    reason: `${policy.metric} ${show(value)} is behind the cutoff ${show(cutoff)} at the epoch-${record.epoch} rung (the best 1/${policy.reduction_factor} of ${earlier.length} earlier trial${earlier.length === 1 ? '' : 's'})`,
   };
 }

@@ -27,7 +27,7 @@ describe('sentiment sweep', function () {
     expect((await readdir(path.join(dir, 'cache', 'train'))).filter((n) => /^[0-9a-f]{64}$/.test(n))).to.have.length(4);
     const csv = (await readFile(path.join(doc.sweep_dir, 'results.csv'), 'utf8')).trim().split('\n');
     expect(csv).to.have.length(5);
-    const validLoss = csv.slice(1).map((l) => Number(l.split(',')[5]));
+    const validLoss = csv.slice(1).map((l) => Number(l.split(',')[6]));
     expect(validLoss).to.deep.equal([...validLoss].sort((a, b) => a - b));
     expect(await readFile(path.join(doc.sweep_dir, 'comparison.html'), 'utf8')).to.contain('<svg');
 
