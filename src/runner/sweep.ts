@@ -59,9 +59,11 @@ export async function runSweep(
     onOutcome?: (trial: SweepTrialResult, done: number, total: number) => void;
     onEpoch?: (id: string, record: EpochRecord) => void;
     signal?: AbortSignal;
+    /** `--set KEY=VALUE` overrides applied to every trial, last. */
+    sets?: string[];
   },
 ): Promise<SweepResult> {
-  const sweep = loadSweep(file);
+  const sweep = loadSweep(file, process.cwd(), options.sets ?? []);
   await checkFolderOption('--cache-dir', options.cacheDir);
   await checkFolderOption('--runs-dir', options.runsDir);
   const sweepDir = path.dirname(path.resolve(file));
