@@ -84,7 +84,9 @@ function schemaProblems(errors: import('ajv').ErrorObject[], values: Record<stri
     } else if (err.keyword === 'enum') {
       problems.push({ where: at(segments).label, key, message: `must be one of ${(err.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` });
     } else {
-      problems.push({ where: at(segments).label, key, message: err.message ?? 'invalid' });
+      const actual = segments.reduce<unknown>((v, s) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[s] : undefined), values);
+      const got = actual !== undefined && (actual === null || typeof actual !== 'object') ? ` (got ${JSON.stringify(actual)})` : '';
+      problems.push({ where: at(segments).label, key, message: `${err.message ?? 'invalid'}${got}` });
     }
   }
   return problems;
