@@ -1,11 +1,12 @@
 import { Args, Flags } from '@oclif/core';
-import { SentimentCommand, locationFlags } from '../cli/command.js';
+import { SentimentCommand, locationFlags, setFlag } from '../cli/command.js';
 
 export default class Sweep extends SentimentCommand {
-  static override summary = 'Run many trials of an experiment (a grid and/or explicit trials), sharing cached stages, and compare them.';
-  static override examples = ['<%= config.bin %> sweep experiments/sweeps/quickstart-grid.yaml', '<%= config.bin %> sweep experiments/sweeps/hidden.yaml --jobs 2 --json'];
+  static override summary = 'Run many trials of an experiment (a grid, explicit trials or a random search), sharing cached stages, and compare them.';
+  static override examples = ['<%= config.bin %> sweep experiments/sweeps/quickstart-grid.yaml', '<%= config.bin %> sweep experiments/sweeps/hidden.yaml --jobs 2 --json', '<%= config.bin %> sweep experiments/sweeps/random.yaml --set N_EPOCHS=3'];
   static override args = { sweep: Args.string({ description: 'Sweep YAML file.', required: true }) };
   static override flags = {
+    set: setFlag,
     jobs: Flags.integer({ description: 'Trials run at once, each in its own process.', default: 1, min: 1 }),
     json: Flags.boolean({ description: 'Print one JSON document: {"trials":[{"overrides","status","run_dir","metrics"}]}.', default: false }),
     ...locationFlags,
@@ -24,6 +25,7 @@ export default class Sweep extends SentimentCommand {
         runsDir: flags['runs-dir'],
         executor: new LocalExecutor(flags.jobs),
         signal: interrupt.signal,
+        sets: flags.set,
         onEpoch: (id, e) => process.stderr.write(`  ${id} epoch ${e.epoch}: valid loss ${formatMeasure(e.valid_loss)}, accuracy ${formatPercent(e.valid_accuracy)}\n`),
         onOutcome: (t, done, total) => process.stderr.write(`[${done}/${total}] ${t.id} ${t.label}: ${trialLine(t)} (${t.seconds.toFixed(1)}s)\n`),
       });
@@ -39,7 +41,8 @@ export default class Sweep extends SentimentCommand {
           ),
         );
       } else {
-        this.log(`${result.sweep}: ${result.trials.length} trials (${result.executor}) → ${result.sweep_dir}`);
+        const how = result.search ? `${result.search.method} search, seed ${result.search.seed}; ` : '';
+        this.log(`${result.sweep}: ${result.trials.length} trials (${how}${result.executor}) → ${result.sweep_dir}`);
         for (const t of byValidLoss(result.trials)) this.log(`  ${t.id.padEnd(4)} ${t.label.padEnd(32)} ${trialLine(t)}`);
       }
       if (interrupt.signal.aborted) this.exit(130);

@@ -36,6 +36,8 @@ export interface SweepResult {
   sweep: string;
   sweep_dir: string;
   executor: string;
+  /** How the trials were chosen, for a random search. */
+  search?: LoadedSweep['search'];
   trials: SweepTrialResult[];
 }
 
@@ -60,9 +62,11 @@ export async function runSweep(
     onOutcome?: (trial: SweepTrialResult, done: number, total: number) => void;
     onEpoch?: (id: string, record: EpochRecord) => void;
     signal?: AbortSignal;
+    /** `--set KEY=VALUE` overrides applied to every trial, last. */
+    sets?: string[];
   },
 ): Promise<SweepResult> {
-  const sweep = loadSweep(file);
+  const sweep = loadSweep(file, process.cwd(), options.sets ?? []);
   await checkFolderOption('--cache-dir', options.cacheDir);
   await checkFolderOption('--runs-dir', options.runsDir);
   const sweepDir = path.dirname(path.resolve(file));
@@ -102,7 +106,7 @@ export async function runSweep(
   const trials = outcomes.map(toResult);
   const { makeRunDir } = await import('./pipeline.js');
   const outDir = await makeRunDir(path.resolve(options.runsDir), path.join(sweep.name, 'sweeps'));
-  const result: SweepResult = { sweep: sweep.name, sweep_dir: outDir, executor: options.executor.description, trials };
+  const result: SweepResult = { sweep: sweep.name, sweep_dir: outDir, executor: options.executor.description, ...(sweep.search && { search: sweep.search }), trials };
   // Each trial's own output, to read why one failed.
   const { writeFile } = await import('node:fs/promises');
   for (const o of outcomes) if (o.stderr) await writeFile(path.join(outDir, `${o.id}.stderr.log`), o.stderr);
