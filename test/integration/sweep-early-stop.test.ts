@@ -93,6 +93,10 @@ early_stop: { method: asha, metric: valid_loss, min_epochs: 1, reduction_factor:
     const csv = await readFile(path.join(doc.sweep_dir, 'results.csv'), 'utf8');
     expect(csv.split('\n')[0]).to.contain('status,epochs');
     expect(csv).to.contain(',stopped,');
+    // `sentiment runs` tells a stopped trial's run from a failed or unfinished one.
+    const runs = JSON.parse((await sentiment(['runs', '--json'], env)).stdout).runs as { experiment: string; status: string }[];
+    const stoppedIds = doc.trials.filter((t) => t.status === 'stopped').map((t) => `asha/${t.id}`);
+    expect(runs.filter((r) => r.status === 'stopped').map((r) => r.experiment).sort()).to.deep.equal(stoppedIds.sort());
 
     // A rerun: finished trials come from the cache, stopped ones resume from their checkpoint and stop again.
     const again = await sentiment(['sweep', file, '--json'], env);
