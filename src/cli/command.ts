@@ -1,6 +1,6 @@
 import { Command, Flags } from '@oclif/core';
 import { ConfigError, UsageError } from '../config/experiment.js';
-import { isUserError } from '../core/errors.js';
+import { StoppedEarly, isUserError } from '../core/errors.js';
 import { explainSystemError } from '../core/system-errors.js';
 import { defaultCacheDir, defaultRunsDir } from '../core/project.js';
 
@@ -21,7 +21,7 @@ export abstract class SentimentCommand extends Command {
    * Ctrl-C and SIGTERM abort the returned signal, after saying `message`; a second one exits 130 at
    * once. The command checks `signal.aborted` and exits 130 (`this.exit(130)`) when it has stopped.
    */
-  protected interruptible(message: string): { signal: AbortSignal; dispose(): void } {
+  protected interruptible(message: string): { signal: AbortSignal; abort(): void; dispose(): void } {
     const controller = new AbortController();
     const onSignal = () => {
       if (controller.signal.aborted) process.exit(130);
@@ -32,6 +32,8 @@ export abstract class SentimentCommand extends Command {
     process.on('SIGTERM', onSignal);
     return {
       signal: controller.signal,
+      /** Stops the command as a first Ctrl-C would, without saying so (its caller says why). */
+      abort: () => controller.abort(new Error('interrupted')),
       dispose() {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
@@ -63,6 +65,11 @@ export abstract class SentimentCommand extends Command {
     if (err.oclif?.exit !== undefined && !isUserError(err)) {
       this.failJson(err, err.oclif.exit);
       return super.catch(err);
+    }
+    if (err instanceof StoppedEarly) {
+      this.failJson(err, StoppedEarly.EXIT);
+      process.stderr.write(`Stopped early: ${err.reason}\n`);
+      return this.exit(StoppedEarly.EXIT);
     }
     this.failJson(err, err instanceof UsageError ? 2 : 1);
     if (err instanceof ConfigError) {

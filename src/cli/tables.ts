@@ -1,6 +1,7 @@
 import Table from 'cli-table3';
 import { formatSeconds } from '../core/format.js';
 import type { RunResult } from '../runner/run.js';
+import type { SweepTrialResult } from '../runner/sweep.js';
 import type { EvaluationReport } from '../runner/evaluate-file.js';
 import { formatMeasure, formatPercent, type Metrics } from '../training/metrics.js';
 
@@ -44,4 +45,20 @@ export function formatEvaluation(report: EvaluationReport): string {
   confusion.push([`actual ${target}`, `${c.tp} (TP)`, `${c.fn} (FN)`], [`actual ${other}`, `${c.fp} (FP)`, `${c.tn} (TN)`]);
   out.push(metrics.toString(), confusion.toString());
   return out.join('\n');
+}
+
+/** One sweep trial's outcome in a line: its measures when done, its last epoch when stopped, else why not. */
+export function trialLine(t: SweepTrialResult): string {
+  const m = t.metrics;
+  const last = t.history.at(-1);
+  switch (t.status) {
+    case 'done':
+      return m ? `valid loss ${formatMeasure(m.valid.loss)}  test acc ${formatPercent(m.test.accuracy)}  (${t.epochs} epoch${t.epochs === 1 ? '' : 's'})` : 'done';
+    case 'stopped':
+      return `stopped after epoch ${last?.epoch ?? t.epochs}: ${t.stopped}`;
+    case 'failed':
+      return `FAILED: ${t.error}`;
+    default:
+      return t.status;
+  }
 }

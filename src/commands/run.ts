@@ -67,8 +67,10 @@ export default class Run extends SentimentCommand {
       return;
     }
     const interrupt = this.interruptible('stopping the stage in progress (completed stages stay cached)');
+    const { trialObserver } = await import('../cli/trial-channel.js');
+    const observer = trialObserver(() => interrupt.abort());
     try {
-      const results = await runExperiments({ ...request, signal: interrupt.signal });
+      const results = await runExperiments({ ...request, signal: interrupt.signal, observer });
       if (flags.json) this.log(JSON.stringify(results.length === 1 ? results[0] : results, null, 2));
       else for (const r of results) this.log(formatRun(r));
     } catch (e) {

@@ -147,7 +147,7 @@ export interface DatasetSpec {
 }
 
 /**
- * Many experiments from one base: overrides common to all trials (set), a cartesian product (grid) and/or explicit trials. Each trial's settings are validated like an experiment file before anything runs.
+ * Many experiments from one base: overrides common to all trials (set), a cartesian product (grid) and/or explicit trials, or a random search (search). Each trial's settings are validated like an experiment file before anything runs.
  */
 export interface SweepConfig {
   /**
@@ -172,6 +172,29 @@ export interface SweepConfig {
    */
   trials?: {}[];
   /**
+   * Sample the trials instead of listing them (not with grid or trials; set applies under the sampled values). Keys are sampled in the order written, so the same file and seed give the same trials.
+   */
+  search?: {
+    /**
+     * How trials are sampled: random draws from each key's distribution.
+     */
+    method: 'random';
+    /**
+     * How many trials to sample.
+     */
+    trials: number;
+    /**
+     * Seed of the sampling; default: the sweep's SEED (its set.SEED, else the base experiment's SEED). A --set SEED changes the trials' training, not which trials are sampled.
+     */
+    seed?: number;
+    /**
+     * Experiment keys, each with exactly one distribution: choice, uniform, loguniform or int.
+     */
+    space: {
+      [k: string]: Distribution;
+    };
+  };
+  /**
    * Stop trials that fall behind (ASHA: asynchronous successive halving over epochs). At each rung (min_epochs, min_epochs × reduction_factor, …, below the trial's N_EPOCHS) a trial goes on only if its metric is among the best 1/reduction_factor of the values recorded at that rung so far; otherwise it is recorded as `stopped` with the epochs it trained.
    */
   early_stop?: {
@@ -192,4 +215,36 @@ export interface SweepConfig {
      */
     reduction_factor?: number;
   };
+}
+/**
+ * Exactly one of choice, uniform, loguniform, int.
+ */
+export interface Distribution {
+  /**
+   * One of these values, each equally likely.
+   *
+   * @minItems 1
+   */
+  choice?: [unknown, ...unknown[]];
+  /**
+   * [low, high]: a number drawn uniformly, low <= x < high.
+   *
+   * @minItems 2
+   * @maxItems 2
+   */
+  uniform?: [number, number];
+  /**
+   * [low, high], 0 < low < high: a number whose logarithm is uniform, low <= x < high (for learning rates).
+   *
+   * @minItems 2
+   * @maxItems 2
+   */
+  loguniform?: [number, number];
+  /**
+   * [low, high]: an integer drawn uniformly, both ends included.
+   *
+   * @minItems 2
+   * @maxItems 2
+   */
+  int?: [number, number];
 }

@@ -26,6 +26,19 @@ export function messageOf(e: unknown): string {
 }
 
 /**
+ * Whoever started the run (a sweep's early stopping) ended training after an epoch: not a failure and
+ * not done. The command exits with EXIT_STOPPED; nothing of the stopped stage is cached (its checkpoint
+ * is kept, so a later run of the same settings goes on from there).
+ */
+export class StoppedEarly extends UserError {
+  static readonly EXIT = 3;
+  constructor(readonly reason: string) {
+    super(`stopped early: ${reason}`);
+    this.name = 'StoppedEarly';
+  }
+}
+
+/**
  * A file a stage wrote (an Arrow file, head.safetensors, a JSON file of a cache entry) that cannot be
  * decoded: truncated, overwritten, or not what it should be. The pipeline moves the cache entry that
  * holds `file` aside and recomputes it; elsewhere it is a UserError naming the file.

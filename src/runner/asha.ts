@@ -75,9 +75,12 @@ export async function ashaVerdict(policy: EarlyStopPolicy, store: RungStore, tri
   const cutoff = quantile(earlier, lowerIsBetter ? keep : 1 - keep);
   const behind = lowerIsBetter ? value > cutoff : value < cutoff;
   if (!behind) return { stop: false };
-  const show = (x: number) => (lowerIsBetter ? x.toFixed(4) : `${(100 * x).toFixed(2)}%`);
+  // Enough digits that a value just behind the cutoff does not print as equal to it.
+  let digits = 4;
+  while (digits < 10 && value.toFixed(digits) === cutoff.toFixed(digits)) digits++;
+  const show = (x: number) => (lowerIsBetter ? x.toFixed(digits) : `${(100 * x).toFixed(Math.max(2, digits - 2))}%`);
   return {
     stop: true,
-    reason: `${policy.metric} ${show(value)} after epoch ${record.epoch} is behind the rung's cutoff ${show(cutoff)} (the best 1/${policy.reduction_factor} of ${earlier.length} trial${earlier.length === 1 ? '' : 's'} before it)`,
+    reason: `${policy.metric} ${show(value)} is behind the cutoff ${show(cutoff)} at the epoch-${record.epoch} rung (the best 1/${policy.reduction_factor} of ${earlier.length} earlier trial${earlier.length === 1 ? '' : 's'})`,
   };
 }

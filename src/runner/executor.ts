@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { StoppedEarly } from '../core/errors.js';
 import type { EpochRecord } from '../training/trained-head.js';
 import { MemoryRungStore, ashaVerdict, earlyStopPolicy, type EarlyStop, type Verdict } from './asha.js';
 import type { RunResult } from './run.js';
@@ -85,14 +87,22 @@ export class LocalExecutor implements Executor {
       while (next < jobs.length && !signal?.aborted) {
         const index = next++;
         const job = jobs[index];
-        outcomes[index] = await runTrialProcess(job, {
+        let maxEpochs = Infinity;
+        const outcome = await runTrialProcess(job, {
           signal,
-          onEpoch: async (record, maxEpochs) => {
+          onEpoch: async (record, epochs) => {
+            maxEpochs = epochs;
             hooks.onEpoch?.(job.id, record);
-            return policy ? ashaVerdict(policy, rungs, job.id, record, maxEpochs) : { stop: false };
+            return policy ? ashaVerdict(policy, rungs, job.id, record, epochs) : { stop: false };
           },
         });
-        hooks.onOutcome(outcomes[index]);
+        // A trial whose head was cached trained nothing now: its epochs still count at the rungs they passed.
+        if (policy && outcome.status === 'done' && outcome.epochs && maxEpochs === Infinity) {
+          const last = outcome.epochs.length;
+          for (const record of outcome.epochs) await ashaVerdict(policy, rungs, job.id, record, last);
+        }
+        outcomes[index] = outcome;
+        hooks.onOutcome(outcome);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.jobs, jobs.length) }, worker));
@@ -118,6 +128,16 @@ export interface TrialProcessHooks {
  * is not the head its key names; its checkpoint stays, so a full run of the same settings goes on from
  * there). If this process dies, the IPC channel closes and the trial stops itself.
  */
+/** A finished trial's epochs: those it reported, else (its train stage was cached) its run folder's history. */
+async function trainedEpochs(result: RunResult, reported: EpochRecord[]): Promise<EpochRecord[]> {
+  if (reported.length > 0 || !result.run_dir) return reported;
+  try {
+    return JSON.parse(await readFile(path.join(result.run_dir, 'history.json'), 'utf8')) as EpochRecord[];
+  } catch {
+    return []; // no history: a TRAIN: false trial
+  }
+}
+
 export function runTrialProcess(job: TrialJob, hooks: TrialProcessHooks = {}): Promise<TrialOutcome> {
   const args = [CLI, 'run', job.experimentFile, '--json', '--name', job.name, '--cache-dir', job.cacheDir, '--runs-dir', job.runsDir, ...job.sets.flatMap((s) => ['--set', s])];
   const started = performance.now();
@@ -152,14 +172,18 @@ export function runTrialProcess(job: TrialJob, hooks: TrialProcessHooks = {}): P
       const seconds = (performance.now() - started) / 1000;
       const base = { id: job.id, seconds, stderr, ...(epochs.length > 0 && { epochs }) };
       if (code === 0) {
+        let result: RunResult | undefined;
         try {
-          resolve({ ...base, status: 'done', result: JSON.parse(stdout) as RunResult });
-          return;
+          result = JSON.parse(stdout) as RunResult;
         } catch {
-          // fall through: not the one JSON document a run prints
+          // not the one JSON document a run prints: failed, below
+        }
+        if (result) {
+          void trainedEpochs(result, epochs).then((all) => resolve({ ...base, status: 'done', result, ...(all.length > 0 && { epochs: all }) }));
+          return;
         }
       }
-      if (stopped !== undefined && code === TRIAL_STOPPED_EXIT) {
+      if (stopped !== undefined && code === StoppedEarly.EXIT) {
         resolve({ ...base, status: 'stopped', stopped });
         return;
       }
@@ -172,9 +196,6 @@ export function runTrialProcess(job: TrialJob, hooks: TrialProcessHooks = {}): P
     });
   });
 }
-
-/** A trial's run exits with this code when early stopping ended it (not an error, not done). */
-export const TRIAL_STOPPED_EXIT = 3;
 
 /**
  * The error a failed run printed: from its last line starting with "Error:" to the end (its details),

@@ -3,14 +3,14 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { Cache, stageKey, type CacheEntry, type ComputeResult, type KeyMaterial, type LockEvent, type StageKey } from '../core/cache.js';
 import type { LoadedExperiment } from '../config/experiment.js';
-import { DamagedEntryError, UserError } from '../core/errors.js';
+import { DamagedEntryError, StoppedEarly, UserError } from '../core/errors.js';
 import { setActivity } from '../core/activity.js';
 import { explainSystemError } from '../core/system-errors.js';
 import { commonDir, fingerprintFiles } from '../core/fingerprint.js';
 import { formatSeconds } from '../core/format.js';
 import { ProgressLine } from './progress.js';
 import { plainSteps, type Step, type StepDisplay, type StepRenderer } from '../core/progress.js';
-import { STAGE_NAMES, guardReads, type AnyStage, type KeyContext, type RunSettings, type Sources, type StageName } from '../stages/stage.js';
+import { STAGE_NAMES, guardReads, type AnyStage, type KeyContext, type RunObserver, type RunSettings, type Sources, type StageName } from '../stages/stage.js';
 import { readSettings } from '../core/settings.js';
 import { findRecordedRun } from './runs.js';
 
@@ -28,6 +28,8 @@ export interface RunOptions {
   /** Draws the stages as they run (the CLI passes listr2's); default: plain lines to `stream`. */
   renderer?: StepRenderer;
   signal?: AbortSignal;
+  /** Someone watching the run from outside (a sweep): sees each epoch and may stop training. */
+  observer?: RunObserver;
   /** How the work is done (threads, DEVICE); default: the environment's settings and the experiment's DEVICE. */
   settings?: RunSettings;
   /**
@@ -235,7 +237,7 @@ export async function runStages(experiment: LoadedExperiment, stages: AnyStage[]
       const upstream: Partial<Record<StageName, CacheEntry>> = {};
       for (const name of p.stage.upstream as StageName[]) upstream[name] = entries[name];
       try {
-        const base = { ...keyContext(guardReads(p.stage.name, p.reads), sources, cache), upstream, settings, progress, signal };
+        const base = { ...keyContext(guardReads(p.stage.name, p.reads), sources, cache), upstream, settings, progress, signal, ...(options.observer && { observer: options.observer }) };
         return await cache.compute(p.material, (dir, resumeDir) => p.stage.produce({ ...base, dir, resumeDir }), { force: p.forced, onLock });
       } catch (e) {
         if (!(e instanceof DamagedEntryError)) throw e;
@@ -301,7 +303,7 @@ export async function runStages(experiment: LoadedExperiment, stages: AnyStage[]
     // A stage that finished despite Ctrl-C is kept, but the run stops there.
     signal.throwIfAborted();
   } catch (e) {
-    await log(signal.aborted ? 'interrupted' : `failed: ${(e as Error).message}`);
+    await log(signal.aborted ? 'interrupted' : e instanceof StoppedEarly ? e.message : `failed: ${(e as Error).message}`);
     throw e;
   } finally {
     setActivity(undefined);

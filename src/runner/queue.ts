@@ -384,25 +384,30 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     running.add(controller);
     options.log(`took ${trial.name} (${trial.sets.join(' ')})`);
     const policy = earlyStop && earlyStopPolicy(earlyStop);
+    const rungs = async () => new RedisRungStore((rungClient ??= await worker.client), sweepId);
+    let reported = false;
     try {
       const outcome = await runTrialProcess(
         { ...trial, cacheDir, runsDir },
         {
           signal: controller.signal,
           onEpoch: async (record, epochs): Promise<Verdict> => {
+            reported = true;
             await job.updateProgress({ epoch: record, epochs } satisfies QueuedProgress).catch(warn);
-            if (!policy) return { stop: false };
-            rungClient ??= await worker.client;
-            return ashaVerdict(policy, new RedisRungStore(rungClient, sweepId), trial.id, record, epochs);
+            return policy ? ashaVerdict(policy, await rungs(), trial.id, record, epochs) : { stop: false };
           },
         },
       );
+      // A trial whose head was cached trained nothing now: its epochs still count at the rungs they passed (as LocalExecutor does).
+      if (policy && outcome.status === 'done' && outcome.epochs && !reported) {
+        const store = await rungs();
+        for (const record of outcome.epochs) await ashaVerdict(policy, store, trial.id, record, outcome.epochs.length);
+      }
       const stderr = outcome.stderr?.slice(-STDERR_TAIL);
       const took = `${outcome.seconds.toFixed(1)}s`;
       if (outcome.status === 'done' && outcome.result) {
-        const epochs = outcome.epochs ?? (await readHistory(outcome.result.run_dir));
         options.log(`finished ${trial.name}: done (${took})`);
-        return { status: 'done', result: outcome.result, ...(epochs && { epochs }), seconds: outcome.seconds, ...(stderr && { stderr }) };
+        return { status: 'done', result: outcome.result, ...(outcome.epochs && { epochs: outcome.epochs }), seconds: outcome.seconds, ...(stderr && { stderr }) };
       }
       if (outcome.status === 'stopped') {
         options.log(`finished ${trial.name}: stopped by early stopping (${took})`);
@@ -441,12 +446,3 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   for (const controller of running) controller.abort();
   await closing;
 }
-
-async function readHistory(runDir: string): Promise<EpochRecord[] | undefined> {
-  try {
-    return JSON.parse(await readFile(path.join(runDir, 'history.json'), 'utf8')) as EpochRecord[];
-  } catch {
-    return undefined;
-  }
-}
-

@@ -152,8 +152,14 @@ export async function writeSweepReport(
   const rows = trials
     .map((t) => {
       const m = t.metrics;
-      const cells = m ? [formatMeasure(m.valid.loss), pct(m.valid.accuracy), formatMeasure(m.test.loss), pct(m.test.accuracy), formatMeasure(m.test.roc_auc)] : ['', '', '', '', ''];
-      return `<tr><th>${escape(t.id)}</th><td style="text-align:left">${escape(t.label)}</td><td>${t.status}</td>${cells.map((c) => `<td>${c}</td>`).join('')}<td style="text-align:left">${escape(t.error ?? '')}</td></tr>`;
+      // A stopped trial was not evaluated: its last epoch's valid measures.
+      const last = t.status === 'stopped' ? t.history.at(-1) : undefined;
+      const cells = m
+        ? [formatMeasure(m.valid.loss), pct(m.valid.accuracy), formatMeasure(m.test.loss), pct(m.test.accuracy), formatMeasure(m.test.roc_auc)]
+        : last
+          ? [formatMeasure(last.valid_loss), pct(last.valid_accuracy), '', '', '']
+          : ['', '', '', '', ''];
+      return `<tr><th>${escape(t.id)}</th><td style="text-align:left">${escape(t.label)}</td><td>${t.status}</td><td>${t.epochs}</td>${cells.map((c) => `<td>${c}</td>`).join('')}<td style="text-align:left">${escape(t.error ?? t.stopped ?? '')}</td></tr>`;
     })
     .join('\n');
   const html = `<!doctype html>
@@ -161,8 +167,8 @@ export async function writeSweepReport(
 <title>${escape(sweep)}: sweep comparison</title>
 <style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}figure{display:inline-block;margin:0 2em 1em 0}</style>
 <h1>${escape(sweep)}</h1>
-<p>Trials sorted by valid loss.</p>
-<table><tr><th>trial</th><th>overrides</th><th>status</th><th>valid loss</th><th>valid accuracy</th><th>test loss</th><th>test accuracy</th><th>test ROC-AUC</th><th>error</th></tr>
+<p>Trials sorted by valid loss (stopped trials after finished ones, by their last epoch's).</p>
+<table><tr><th>trial</th><th>overrides</th><th>status</th><th>epochs</th><th>valid loss</th><th>valid accuracy</th><th>test loss</th><th>test accuracy</th><th>test ROC-AUC</th><th>error</th></tr>
 ${rows}
 </table>
 ${done.length ? `<figure>${await bar('accuracy')}</figure><figure>${await bar('loss')}</figure>` : ''}

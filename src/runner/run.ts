@@ -7,7 +7,7 @@ import { loadExperiments, type LoadedExperiment } from '../config/experiment.js'
 import { UserError } from '../core/errors.js';
 import { checkFolderOption } from '../core/system-errors.js';
 import { planStages, runStages, stagesUntil, type StagesResult } from './pipeline.js';
-import type { AnyStage, StageName } from '../stages/stage.js';
+import type { AnyStage, RunObserver, StageName } from '../stages/stage.js';
 import type { Prediction } from '../inference/predictor.js';
 import type { StepRenderer } from '../core/progress.js';
 
@@ -30,6 +30,7 @@ export interface RunRequest {
   /** Where progress goes instead of stderr. */
   stream?: NodeJS.WritableStream;
   signal?: AbortSignal;
+  observer?: RunObserver;
 }
 
 /** A run's outcome: its stages, and once trained and evaluated, the backend and metrics (DESIGN §6). */
@@ -67,6 +68,7 @@ export async function runExperiments(req: RunRequest): Promise<RunResult[]> {
       stream: req.stream,
       renderer: req.renderer,
       signal: req.signal,
+      observer: req.observer,
       record: req.record,
     });
     await recordIndex(experiment, all, req, stages);

@@ -1,7 +1,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 
-export type RunStatus = 'finished' | 'failed' | 'interrupted' | 'incomplete';
+/** stopped: a sweep's early stopping ended its training (log.txt's `stopped early: …` line). */
+export type RunStatus = 'finished' | 'failed' | 'interrupted' | 'stopped' | 'incomplete';
 
 /** One past run, as `sentiment runs` lists it. */
 export interface PastRun {
@@ -15,7 +16,7 @@ export interface PastRun {
   /** The --set overrides of the run, from log.txt's first line. */
   overrides: Record<string, unknown>;
   status: RunStatus;
-  /** Why it failed (log.txt's `failed: …` line). */
+  /** Why it failed or was stopped (log.txt's `failed: …` or `stopped early: …` line). */
   error?: string;
   /** Test accuracy from run.json's metrics, when it got that far. */
   test_accuracy?: number;
@@ -77,6 +78,9 @@ export async function readRun(runsDir: string, dir: string): Promise<PastRun> {
   } else if (last.startsWith('failed: ')) {
     run.status = 'failed';
     run.error = last.slice('failed: '.length);
+  } else if (last.startsWith('stopped early: ')) {
+    run.status = 'stopped';
+    run.error = last.slice('stopped early: '.length);
   } else if (last === 'interrupted') {
     run.status = 'interrupted';
   }

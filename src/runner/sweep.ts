@@ -22,9 +22,10 @@ export interface SweepTrialResult {
   status: TrialStatus;
   run_dir?: string;
   metrics?: import('../training/metrics.js').Metrics;
-  /** Epochs trained (in this sweep or before: a cached trial's history); the last one's valid measures rank a stopped trial. */
+  /** Epochs trained (in this sweep, or before it for a cached or resumed trial). */
   epochs: number;
-  last_epoch?: EpochRecord;
+  /** Those epochs' measures; the last one's valid loss ranks a stopped trial. */
+  history: EpochRecord[];
   /** Why early stopping ended the trial. */
   stopped?: string;
   error?: string;
@@ -35,13 +36,15 @@ export interface SweepResult {
   sweep: string;
   sweep_dir: string;
   executor: string;
+  /** How the trials were chosen, for a random search. */
+  search?: LoadedSweep['search'];
   trials: SweepTrialResult[];
 }
 
 /** Finished trials by valid loss (best first), then stopped ones by their last epoch's valid loss, then the rest. */
 export function byValidLoss(trials: SweepTrialResult[]): SweepTrialResult[] {
   const rank = (t: SweepTrialResult) => (t.status === 'done' ? 0 : t.status === 'stopped' ? 1 : 2);
-  const loss = (t: SweepTrialResult) => (t.status === 'done' ? t.metrics?.valid.loss : t.last_epoch?.valid_loss) ?? Infinity;
+  const loss = (t: SweepTrialResult) => (t.status === 'done' ? t.metrics?.valid.loss : t.history.at(-1)?.valid_loss) ?? Infinity;
   return [...trials].sort((a, b) => rank(a) - rank(b) || loss(a) - loss(b));
 }
 
@@ -59,9 +62,11 @@ export async function runSweep(
     onOutcome?: (trial: SweepTrialResult, done: number, total: number) => void;
     onEpoch?: (id: string, record: EpochRecord) => void;
     signal?: AbortSignal;
+    /** `--set KEY=VALUE` overrides applied to every trial, last. */
+    sets?: string[];
   },
 ): Promise<SweepResult> {
-  const sweep = loadSweep(file);
+  const sweep = loadSweep(file, process.cwd(), options.sets ?? []);
   await checkFolderOption('--cache-dir', options.cacheDir);
   await checkFolderOption('--runs-dir', options.runsDir);
   const sweepDir = path.dirname(path.resolve(file));
@@ -84,7 +89,7 @@ export async function runSweep(
       run_dir: o.result?.run_dir,
       metrics: o.result?.metrics,
       epochs: epochs.length,
-      ...(epochs.length > 0 && { last_epoch: epochs[epochs.length - 1] }),
+      history: epochs,
       ...(o.stopped && { stopped: o.stopped }),
       error: o.error,
       seconds: o.seconds,
@@ -101,7 +106,7 @@ export async function runSweep(
   const trials = outcomes.map(toResult);
   const { makeRunDir } = await import('./pipeline.js');
   const outDir = await makeRunDir(path.resolve(options.runsDir), path.join(sweep.name, 'sweeps'));
-  const result: SweepResult = { sweep: sweep.name, sweep_dir: outDir, executor: options.executor.description, trials };
+  const result: SweepResult = { sweep: sweep.name, sweep_dir: outDir, executor: options.executor.description, ...(sweep.search && { search: sweep.search }), trials };
   // Each trial's own output, to read why one failed.
   const { writeFile } = await import('node:fs/promises');
   for (const o of outcomes) if (o.stderr) await writeFile(path.join(outDir, `${o.id}.stderr.log`), o.stderr);
@@ -113,26 +118,22 @@ export async function runSweep(
 const pct = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? '' : x.toFixed(4));
 
 async function writeSweepResults(result: SweepResult): Promise<void> {
-  const { writeFile, readFile } = await import('node:fs/promises');
+  const { writeFile } = await import('node:fs/promises');
   const { stringify } = await import('csv-stringify/sync');
   const sorted = byValidLoss(result.trials);
   await writeFile(path.join(result.sweep_dir, 'results.json'), JSON.stringify({ ...result, trials: sorted }, null, 2));
-  const header = ['trial', 'overrides', 'status', 'train_loss', 'train_accuracy', 'valid_loss', 'valid_accuracy', 'test_loss', 'test_accuracy', 'test_f1', 'test_roc_auc', 'seconds', 'run_dir', 'error'];
+  const header = ['trial', 'overrides', 'status', 'epochs', 'train_loss', 'train_accuracy', 'valid_loss', 'valid_accuracy', 'test_loss', 'test_accuracy', 'test_f1', 'test_roc_auc', 'seconds', 'run_dir', 'error'];
   const rows = sorted.map((t) => {
     const m = t.metrics;
-    return [t.id, t.label, t.status, pct(m?.train.loss), pct(m?.train.accuracy), pct(m?.valid.loss), pct(m?.valid.accuracy), pct(m?.test.loss), pct(m?.test.accuracy), pct(m?.test.f1), pct(m?.test.roc_auc), t.seconds.toFixed(1), t.run_dir ?? '', t.error ?? ''];
+    // A stopped trial has no evaluation: its last epoch's train and valid measures.
+    const last = t.status === 'stopped' ? t.history.at(-1) : undefined;
+    const train = m?.train ?? (last && { loss: last.train_loss, accuracy: last.train_accuracy });
+    const valid = m?.valid ?? (last && { loss: last.valid_loss, accuracy: last.valid_accuracy });
+    return [t.id, t.label, t.status, String(t.epochs), pct(train?.loss), pct(train?.accuracy), pct(valid?.loss), pct(valid?.accuracy), pct(m?.test.loss), pct(m?.test.accuracy), pct(m?.test.f1), pct(m?.test.roc_auc), t.seconds.toFixed(1), t.run_dir ?? '', t.error ?? t.stopped ?? ''];
   });
   await writeFile(path.join(result.sweep_dir, 'results.csv'), stringify([header, ...rows]));
-  const histories: { trial: string; epoch: number; valid_loss: number; train_loss: number }[] = [];
-  for (const t of sorted) {
-    if (!t.run_dir) continue;
-    try {
-      const h = JSON.parse(await readFile(path.join(t.run_dir, 'history.json'), 'utf8')) as { epoch: number; valid_loss: number; train_loss: number }[];
-      for (const e of h) histories.push({ trial: `${t.id} ${t.label}`, epoch: e.epoch, valid_loss: e.valid_loss, train_loss: e.train_loss });
-    } catch {
-      // no history (a TRAIN: false trial)
-    }
-  }
+  // The executors bring each trial's epochs (from a worker's machine too), stopped trials' included.
+  const histories = sorted.flatMap((t) => t.history.map((e) => ({ trial: `${t.id} ${t.label}`, epoch: e.epoch, valid_loss: e.valid_loss, train_loss: e.train_loss })));
   const { writeSweepReport } = await import('./report.js');
   await writeSweepReport(result.sweep_dir, result.sweep, sorted, histories);
 }

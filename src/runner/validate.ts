@@ -29,7 +29,7 @@ function isSweepFile(file: string): boolean {
 }
 
 /**
- * Validates each file (an experiment, with `sets` applied, or a sweep and each of its trials) and checks
+ * Validates each file (an experiment, or a sweep and each of its trials, with `sets` applied) and checks
  * its DATASET, MODEL and MAX_LENGTH on disk, collecting every problem rather than stopping at the first.
  */
 export async function validateFiles(files: string[], sets: string[] = [], cwd = process.cwd()): Promise<Validation> {
@@ -41,10 +41,8 @@ export async function validateFiles(files: string[], sets: string[] = [], cwd = 
     let trials: number | undefined;
     try {
       if (isSweepFile(file)) {
-        if (sets.length > 0) {
-          found.push({ where: file, message: '--set applies to experiment files; a sweep sets values for all its trials under `set:`' });
-        }
-        const sweep = loadSweep(file, cwd);
+        // --set applies to every trial, last, as `sentiment sweep --set` does.
+        const sweep = loadSweep(file, cwd, sets);
         trials = sweep.trials.length;
         for (const trial of sweep.trials) found.push(...(await checks.experiment(trial.experiment)));
       } else {

@@ -2,6 +2,7 @@ import type { CacheEntry, StageKey } from '../core/cache.js';
 import type { Settings } from '../core/settings.js';
 import type { Experiment } from '../config/experiment.js';
 import type { Progress } from '../core/progress.js';
+import type { EpochRecord } from '../training/trained-head.js';
 import type { StageOutputs } from './outputs.js';
 
 export const STAGE_NAMES = ['data', 'tokenize', 'encode', 'train', 'evaluate', 'infer'] as const;
@@ -51,6 +52,13 @@ export interface StageContext<R, U extends StageName> extends KeyContext<R> {
   settings: RunSettings;
   progress: Progress;
   signal: AbortSignal;
+  observer?: RunObserver;
+}
+
+/** Who started the run watching it from outside (a sweep), and able to stop it after an epoch. */
+export interface RunObserver {
+  /** After each training epoch (also each one a resumed checkpoint holds); throws StoppedEarly to stop. */
+  afterEpoch?(record: EpochRecord, epochs: number): Promise<void>;
 }
 
 /**

@@ -81,6 +81,7 @@ export const trainStage: Stage<'train', TrainReads, 'data' | 'encode'> = {
       outDir: ctx.dir,
       progress: ctx.progress,
       signal: ctx.signal,
+      ...(ctx.observer?.afterEpoch && { afterEpoch: ctx.observer.afterEpoch }),
     });
     return { backend: info.backend, kernel: info.kernel, best_epoch: info.best_epoch, best_valid_loss: info.best_valid_loss, epochs: history.length, ...(info.stopped && { stopped: info.stopped }), files: [HEAD_FILE, HEAD_INFO_FILE, HISTORY_FILE] };
   },

@@ -42,6 +42,11 @@ export interface TrainHeadOptions {
   outDir: string;
   progress: Progress;
   signal: AbortSignal;
+  /**
+   * Called after each epoch once its checkpoint is written (and, on a resume, for each epoch the
+   * checkpoint holds, first): it may throw to stop training there, e.g. a sweep's early stopping.
+   */
+  afterEpoch?: (record: EpochRecord, epochs: number) => Promise<void>;
 }
 
 /**
@@ -204,6 +209,8 @@ export async function trainHead(o: TrainHeadOptions): Promise<{ info: HeadInfo; 
     o.progress.log(`resumed after epoch ${resumed.epoch} of ${o.epochs}`);
   }
   try {
+    // Whoever watches the epochs sees the resumed ones too, so its decision is the same as the first time.
+    for (const record of history) await o.afterEpoch?.(record, o.epochs);
     epochs: for (let epoch = firstEpoch; epoch <= o.epochs; epoch++) {
       const started = performance.now();
       const trainClock = pace.start('train');
@@ -273,6 +280,7 @@ export async function trainHead(o: TrainHeadOptions): Promise<{ info: HeadInfo; 
         o.progress.log(stoppedEarly);
       }
       if (o.resumeDir) await writeCheckpoint(o.resumeDir, head, epoch, history, best, stoppedEarly);
+      await o.afterEpoch?.(record, o.epochs);
       if (stoppedEarly) break;
     }
     if (diverged) {

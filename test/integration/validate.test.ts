@@ -127,6 +127,31 @@ describe('sentiment validate', () => {
     });
   });
 
+  it('checks a sweep\'s random search and applies --set to its trials', async () => {
+    const dir = await tempDir();
+    const sweep = await writeText(
+      path.join(dir, 'random.yaml'),
+      `base: ${path.join(REPO, 'experiments/quickstart.yaml')}\nsearch:\n  method: random\n  trials: 4\n  space:\n    HIDDEN_DIM: { int: [32, 16] }\n    DROPOUT: { uniform: [0.1, 0.2], choice: [0.3] }\n`,
+    );
+    const r = await sentiment(['validate', sweep]);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.contain(`${sweep}:7:5: search.space.DROPOUT: give exactly one of choice, uniform, loguniform, int (got uniform, choice)`);
+    expect(r.stderr).to.not.match(/\n\s+at /);
+    const fixed = await writeText(path.join(dir, 'fixed.yaml'), `base: ${path.join(REPO, 'experiments/quickstart.yaml')}\nsearch:\n  method: random\n  trials: 4\n  space:\n    HIDDEN_DIM: { int: [32, 16] }\n`);
+    const ranges = await sentiment(['validate', fixed]);
+    expect(ranges.code).to.equal(1);
+    expect(ranges.stderr).to.contain(`${fixed}:6:24: search.space.HIDDEN_DIM.int: low must be below high (got [32, 16])`);
+    await writeText(fixed, `base: ${path.join(REPO, 'experiments/quickstart.yaml')}\nsearch:\n  method: random\n  trials: 4\n  space:\n    HIDDEN_DIM: { int: [16, 32] }\n`);
+    const ok = await sentiment(['validate', fixed, 'experiments/sweeps/random.yaml']);
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(ok.stdout).to.contain(`${fixed}: ok (4 trials)`);
+    expect(ok.stdout).to.contain('experiments/sweeps/random.yaml: ok (8 trials)');
+    const set = await sentiment(['validate', fixed, '--set', 'DROPOUT=1', '--set', 'HIDDEN_DIM=8']);
+    expect(set.code).to.equal(1);
+    expect(set.stderr).to.contain('--set DROPOUT=1: DROPOUT: must be < 1 (got 1)');
+    expect(set.stderr).to.contain(`--set HIDDEN_DIM: the sweep varies HIDDEN_DIM (search, ${fixed}:6:5)`);
+  });
+
   it('exits 2 for wrong usage', async () => {
     expect((await sentiment(['validate'])).code).to.equal(2);
     expect((await sentiment(['validate', 'experiments/quickstart.yaml', '--set', 'NOEQUALS'])).code).to.equal(2);
