@@ -21,7 +21,7 @@ export default class Sweep extends SentimentCommand {
     const { args, flags } = await this.parse(Sweep);
     const { runSweep, byValidLoss } = await import('../runner/sweep.js');
     const { LocalExecutor } = await import('../runner/executor.js');
-    const executor = flags.queue === undefined ? new LocalExecutor(flags.jobs) : new (await import('../runner/queue.js')).QueueExecutor(flags.queue);
+    const executor = flags.queue === undefined ? new LocalExecutor(flags.jobs) : new (await import('../runner/queue.js')).QueueExecutor(flags.queue, (await import('../stages/index.js')).STAGES);
     const { formatMeasure, formatPercent } = await import('../training/metrics.js');
     const interrupt = this.interruptible('stopping the running trials (finished trials and completed stages stay cached; unstarted ones are recorded as not started)');
     const { trialLine } = await import('../cli/tables.js');

@@ -13,6 +13,7 @@ import type { EpochRecord } from '../training/trained-head.js';
 import { ashaVerdict, earlyStopPolicy, type EarlyStop, type RungStore, type Verdict } from './asha.js';
 import { runTrialProcess, type Executor, type ExecutorHooks, type TrialJob, type TrialOutcome, type TrialStatus } from './executor.js';
 import type { RunResult } from './run.js';
+import type { AnyStage } from '../stages/stage.js';
 
 /** The BullMQ queue every sweep and worker uses. */
 export const QUEUE_NAME = 'sentiment-trials';
@@ -141,12 +142,11 @@ export async function probeRedis(target: RedisTarget): Promise<void> {
  * content and the trial's overrides stands in. With early stopping the sweep's id is appended: a stopped
  * trial's result belongs to that sweep only.
  */
-export async function trialJobId(job: TrialJob, sweepId: string, earlyStop?: EarlyStop): Promise<string> {
+export async function trialJobId(job: TrialJob, stages: AnyStage[], sweepId: string, earlyStop?: EarlyStop): Promise<string> {
   let identity: unknown;
   try {
     const { explainExperiments } = await import('./run.js');
-    const { STAGES } = await import('../stages/index.js');
-    const [explained] = await explainExperiments({ stages: STAGES, experiments: [job.experimentFile], sets: job.sets, cacheDir: job.cacheDir, runsDir: job.runsDir, interactive: false });
+    const [explained] = await explainExperiments({ stages, experiments: [job.experimentFile], sets: job.sets, cacheDir: job.cacheDir, runsDir: job.runsDir, interactive: false });
     identity = { stages: explained.stages.map((s) => [s.name, s.key]) };
   } catch {
     identity = { file: createHash('sha256').update(await readFile(job.experimentFile)).digest('hex'), sets: job.sets };
@@ -226,7 +226,11 @@ export class QueueExecutor implements Executor {
   readonly description: string;
   private readonly target: RedisTarget;
 
-  constructor(redisUrl: string) {
+  /** `stages`: the pipeline's (src/stages' STAGES), to compute each trial's job id. */
+  constructor(
+    redisUrl: string,
+    private readonly stages: AnyStage[],
+  ) {
     this.target = parseRedisUrl(redisUrl);
     this.description = `queue ${QUEUE_NAME} on ${this.target.display}`;
   }
@@ -251,7 +255,7 @@ export class QueueExecutor implements Executor {
     try {
       await events.waitUntilReady();
       const ids: string[] = [];
-      for (const job of jobs) ids.push(await trialJobId(job, hooks.sweepId, hooks.earlyStop));
+      for (const job of jobs) ids.push(await trialJobId(job, this.stages, hooks.sweepId, hooks.earlyStop));
       const index = new Map(ids.map((id, i) => [id, i]));
       const finish = (i: number, outcome: TrialOutcome) => {
         if (outcomes[i]) return;

@@ -172,6 +172,27 @@ describe('sentiment sweep --queue and sentiment worker', function () {
     expect(trials.find((t) => `grid/${t.id}` === name)!.run_dir).to.contain(path.join(dir, 'runs-b'));
   });
 
+  it('stops the same trials with early stopping as a local sweep (one worker takes them in order; rungs in Redis), and shows their epochs live', async function () {
+    const { url } = await startRedis(this);
+    const dir = await tempDir();
+    const text = `base: ${JSON.stringify(path.join(REPO, 'experiments/quickstart.yaml'))}\nset: { N_EPOCHS: 4, BACKEND: onnxruntime }\ngrid: { HIDDEN_DIM: [4, 8], LEARNING_RATE: [0.0001, 0.005] }\nearly_stop: { method: asha, metric: valid_loss, min_epochs: 1, reduction_factor: 2 }\n`;
+    const localDir = await tempDir();
+    const l = await sentiment(['sweep', await writeText(path.join(localDir, 'asha.yaml'), text), '--jobs', '1', '--json'], locationEnv(localDir));
+    expect(l.code, l.stderr).to.equal(0);
+    const expected = JSON.parse(l.stdout).trials as (Trial & { epochs: number; stopped?: string })[];
+    expect(expected.some((t) => t.status === 'stopped'), 'the local sweep stops a trial').to.equal(true);
+
+    const env = locationEnv(dir);
+    const w = startWorker(['--queue', url], env);
+    await w.line(/ worker .* on redis:/);
+    const q = await sentiment(['sweep', await writeText(path.join(dir, 'asha.yaml'), text), '--queue', url, '--json'], env);
+    expect(q.code, `${q.stderr}\n${w.stderr}`).to.equal(0);
+    const got = JSON.parse(q.stdout).trials as (Trial & { epochs: number; stopped?: string })[];
+    const pick = (ts: typeof got) => ts.map((t) => ({ id: t.id, status: t.status, epochs: t.epochs, stopped: t.stopped, metrics: t.metrics }));
+    expect(pick(got)).to.deep.equal(pick(expected));
+    expect(q.stderr).to.match(/^ {2}t1 epoch 1: valid loss /m);
+  });
+
   it("refuses a job from a worker whose cache is not the sweep's (the trial fails, naming both ids); a rerun retries it", async function () {
     const { url } = await startRedis(this);
     const dir = await tempDir();

@@ -5,9 +5,10 @@ import { Queue, type RedisClient } from 'bullmq';
 import { cacheId } from '../../src/core/cache.js';
 import { UserError } from '../../src/core/errors.js';
 import { MemoryRungStore, ashaVerdict, earlyStopPolicy } from '../../src/runner/asha.js';
-import { RedisRungStore, parseRedisUrl, probeRedis, queueVersion, refusal } from '../../src/runner/queue.js';
+import { RedisRungStore, parseRedisUrl, probeRedis, queueVersion, refusal, trialJobId } from '../../src/runner/queue.js';
+import { STAGES } from '../../src/stages/index.js';
 import type { EpochRecord } from '../../src/training/trained-head.js';
-import { tempDir, thrownBy } from '../helpers.js';
+import { REPO, tempDir, thrownBy, writeText } from '../helpers.js';
 import { freePort, startRedis } from '../redis.js';
 
 describe('runner/queue: RedisRungStore', function () {
@@ -138,5 +139,21 @@ describe('runner/queue: URLs, Redis probe, refusing jobs, cache id', () => {
     expect(ids[0]).to.match(/^[0-9a-f-]{36}$/);
     expect(await cacheId(a)).to.equal(ids[0]);
     expect(await cacheId(path.join(dir, 'b'))).to.not.equal(ids[0]);
+  });
+
+  it("names a trial's job by its stages' keys: not by the file's text, but by every setting a stage reads; with early stopping, per sweep", async () => {
+    const dir = await tempDir();
+    const quickstart = path.join(REPO, 'experiments/quickstart.yaml');
+    // A copy elsewhere, with a comment: its relative paths given absolute (a path is in no key, only the files' content).
+    const copy = path.join(dir, 'copy.yaml');
+    await writeText(copy, `# a comment changes no key\n${await readFile(quickstart, 'utf8')}`);
+    const paths = [`MODEL=${path.join(REPO, 'examples/tiny-bert')}`, `DATASET=${path.join(REPO, 'examples/reviews')}`];
+    const job = (experimentFile: string, sets: string[]) => ({ id: 't1', name: 's/t1', experimentFile, sets, cacheDir: path.join(dir, 'cache'), runsDir: path.join(dir, 'runs') });
+    const base = await trialJobId(job(quickstart, ['HIDDEN_DIM=4']), STAGES, 'sweep1');
+    expect(base).to.match(/^trial-[0-9a-f]{64}$/);
+    expect(await trialJobId(job(copy, ['HIDDEN_DIM=4', ...paths]), STAGES, 'sweep2')).to.equal(base);
+    expect(await trialJobId(job(quickstart, ['HIDDEN_DIM=8']), STAGES, 'sweep1')).to.not.equal(base);
+    expect(await trialJobId(job(quickstart, ['HIDDEN_DIM=4', 'TEXT="another text"']), STAGES, 'sweep1')).to.not.equal(base);
+    expect(await trialJobId(job(quickstart, ['HIDDEN_DIM=4']), STAGES, 'sweep1', { method: 'asha' })).to.equal(`${base}-sweep1`);
   });
 });
