@@ -299,6 +299,11 @@ export class QueueExecutor implements Executor {
         await check(i);
       }
 
+      const left = jobs.filter((_, i) => !outcomes[i]).length;
+      if (left > 0 && !signal?.aborted) {
+        const before = jobs.length - left;
+        process.stderr.write(`${left} trial${left === 1 ? '' : 's'} on queue ${QUEUE_NAME} at ${this.target.display}${before ? ` (${before} finished before)` : ''}: waiting for \`sentiment worker --queue ${this.target.display}\`s to run them\n`);
+      }
       while (!signal?.aborted && jobs.some((_, i) => !outcomes[i])) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, POLL_MS);
