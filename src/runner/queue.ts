@@ -263,11 +263,16 @@ export class QueueExecutor implements Executor {
         hooks.onOutcome(outcome);
         wake();
       };
+      // The state first, then the job: a job found finished is read after it finished, with its result or error.
+      const lookup = async (jobId: string) => {
+        const state = await queue.getJobState(jobId);
+        return { state, job: state === 'unknown' ? undefined : await queue.getJob(jobId) };
+      };
       const check = async (i: number) => {
         if (outcomes[i]) return;
-        const job = await queue.getJob(ids[i]);
+        const { job, state } = await lookup(ids[i]);
         if (!job) return finish(i, { id: jobs[i].id, status: 'failed', seconds: 0, error: `its job ${ids[i]} was removed from the queue` });
-        const outcome = outcomeOf(jobs[i].id, job, await job.getState());
+        const outcome = outcomeOf(jobs[i].id, job, state);
         if (outcome) finish(i, outcome);
       };
       events.on('progress', ({ jobId, data: progress }) => {
@@ -286,8 +291,7 @@ export class QueueExecutor implements Executor {
         if (signal?.aborted) break;
         const { cacheDir: _c, runsDir: _r, ...portable } = job;
         const payload: QueuedTrial = { job: portable, ...(hooks.earlyStop && { earlyStop: hooks.earlyStop }), sweepId: hooks.sweepId, ...data };
-        const existing = await queue.getJob(ids[i]);
-        const state = existing ? await existing.getState() : 'unknown';
+        const { job: existing, state } = await lookup(ids[i]);
         if (existing && state === 'failed') {
           // Retried with this sweep's data (its version and cache may have been what failed it).
           await existing.updateData(payload);
@@ -323,8 +327,7 @@ export class QueueExecutor implements Executor {
         for (let i = 0; i < jobs.length; i++) {
           if (outcomes[i]) continue;
           const id = jobs[i].id;
-          const job = ids[i] ? await queue.getJob(ids[i]) : undefined;
-          const state = job ? await job.getState() : 'unknown';
+          const { job, state } = ids[i] ? await lookup(ids[i]) : { job: undefined, state: 'unknown' };
           const ended = job && outcomeOf(id, job, state);
           if (ended) {
             finish(i, ended);
