@@ -33,6 +33,25 @@ const KEEP_MS = 7 * 24 * 3600 * 1000;
 const CONNECT_TIMEOUT_MS = 5000;
 /** The sweep checks its jobs' states this often, besides listening to the queue's events. */
 const POLL_MS = 2000;
+/** How long a sweep waits for a Redis that stopped answering before it gives up (trials on workers go on). */
+const REDIS_PATIENCE_MS = 30_000;
+/** How long the clean-up after Ctrl-C or the end waits for Redis before it lets go. */
+const CLEANUP_MS = 5000;
+
+/** `promise`, or a rejection after `ms` (a command to a Redis that is gone waits in ioredis' queue forever). */
+function withDeadline<T>(promise: Promise<T>, ms: number, what: string, signal?: AbortSignal): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort = () => {};
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms / 1000} s`)), ms);
+    onAbort = () => reject(new Error('interrupted'));
+    signal?.addEventListener('abort', onAbort);
+  });
+  return Promise.race([promise, deadline]).finally(() => {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  });
+}
 /** At most this much of a trial's stderr travels back with its job. */
 const STDERR_TAIL = 20_000;
 
@@ -308,6 +327,7 @@ export class QueueExecutor implements Executor {
         const before = jobs.length - left;
         process.stderr.write(`${left} trial${left === 1 ? '' : 's'} on queue ${QUEUE_NAME} at ${this.target.display}${before ? ` (${before} finished before)` : ''}: waiting for \`sentiment worker --queue ${this.target.display}\`s to run them\n`);
       }
+      let silentSince: number | undefined;
       while (!signal?.aborted && jobs.some((_, i) => !outcomes[i])) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, POLL_MS);
@@ -320,30 +340,53 @@ export class QueueExecutor implements Executor {
           signal?.addEventListener('abort', stop);
         });
         wake = () => {};
-        for (let i = 0; i < jobs.length; i++) await check(i).catch(onError);
-      }
-
-      if (signal?.aborted) {
-        for (let i = 0; i < jobs.length; i++) {
-          if (outcomes[i]) continue;
-          const id = jobs[i].id;
-          const { job, state } = ids[i] ? await lookup(ids[i]) : { job: undefined, state: 'unknown' };
-          const ended = job && outcomeOf(id, job, state);
-          if (ended) {
-            finish(i, ended);
-          } else if (job && state !== 'active' && (await job.remove().then(() => true, () => false))) {
-            outcomes[i] = { id, status: 'not started', seconds: 0 };
-          } else if (job) {
-            finish(i, { id, status: 'interrupted', seconds: 0, error: 'interrupted (Ctrl-C) while running on a worker, where it goes on: a rerun of the sweep picks up its result' });
-          } else {
-            outcomes[i] = { id, status: 'not started', seconds: 0 };
+        if (signal?.aborted) break;
+        try {
+          const checkAll = async () => {
+            for (let i = 0; i < jobs.length; i++) await check(i);
+          };
+          await withDeadline(checkAll(), REDIS_PATIENCE_MS / 3, 'checking the jobs', signal);
+          silentSince = undefined;
+        } catch (e) {
+          if (signal?.aborted) break;
+          onError(e as Error);
+          silentSince ??= Date.now();
+          if (Date.now() - silentSince >= REDIS_PATIENCE_MS) {
+            const cause = errors.find((m) => /\bE[A-Z]{4,}\b/.test(m)) ?? errors.at(-1);
+            throw new UserError(`lost Redis at ${this.target.display}: no answer for ${REDIS_PATIENCE_MS / 1000} s (${cause})`, [
+              'trials already taken by workers go on; rerun the sweep once Redis is back to pick up their results',
+            ]);
           }
         }
       }
+
+      if (signal?.aborted) {
+        await withDeadline((async () => {
+          for (let i = 0; i < jobs.length; i++) {
+            if (outcomes[i]) continue;
+            const id = jobs[i].id;
+            const { job, state } = ids[i] ? await lookup(ids[i]) : { job: undefined, state: 'unknown' };
+            const ended = job && outcomeOf(id, job, state);
+            if (ended) {
+              finish(i, ended);
+            } else if (job && state !== 'active' && (await job.remove().then(() => true, () => false))) {
+              outcomes[i] = { id, status: 'not started', seconds: 0 };
+            } else if (job) {
+              finish(i, { id, status: 'interrupted', seconds: 0, error: 'interrupted (Ctrl-C) while running on a worker, where it goes on: a rerun of the sweep picks up its result' });
+            } else {
+              outcomes[i] = { id, status: 'not started', seconds: 0 };
+            }
+          }
+        })(), CLEANUP_MS, `Redis at ${this.target.display}: removing the unstarted jobs`).catch((e: Error) => {
+          // Redis is gone: what it holds is unknown; the trials not seen ending may still run or wait there.
+          for (let i = 0; i < jobs.length; i++) outcomes[i] ??= { id: jobs[i].id, status: 'interrupted', seconds: 0, error: `interrupted (Ctrl-C); ${e.message}, so its job may still be queued or running` };
+        });
+      }
       return jobs.map((job, i) => outcomes[i] ?? { id: job.id, status: 'not started' as TrialStatus, seconds: 0 });
     } finally {
-      await events.close().catch(() => {});
-      await queue.close().catch(() => {});
+      // A graceful close waits for Redis; one that is gone gets a hard disconnect, not awaited (it may never settle).
+      await withDeadline(events.close(), CLEANUP_MS, 'closing').catch(() => void events.disconnect().catch(() => {}));
+      await withDeadline(queue.close(), CLEANUP_MS, 'closing').catch(() => void queue.disconnect().catch(() => {}));
     }
   }
 }

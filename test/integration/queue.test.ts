@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rmdir } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { NO_TRACE, REPO, locationEnv, sentiment, tempDir, writeText } from '../helpers.js';
@@ -232,5 +233,49 @@ describe('sentiment sweep --queue and sentiment worker', function () {
     const both = await sentiment(['sweep', file, '--queue', 'redis://127.0.0.1:1', '--jobs', '2'], env);
     expect(both.code).to.equal(2);
     expect(both.stderr).to.contain('--jobs=2 cannot also be provided when using --queue');
+  });
+});
+
+describe('sentiment sweep --queue when Redis goes away', function () {
+  this.timeout(300_000);
+
+  it('Ctrl-C still exits 130 within seconds (trials recorded interrupted); without it the sweep exits 1 naming the URL, never hangs', async function () {
+    const { url, port } = await startRedis(this);
+    const dir = await tempDir();
+    const file = await writeText(path.join(dir, 'two.yaml'), `base: ${JSON.stringify(path.join(REPO, 'experiments/quickstart.yaml'))}\nset: { N_EPOCHS: 1, BACKEND: onnxruntime }\ngrid: { HIDDEN_DIM: [4, 8] }\n`);
+    // Two sweeps and no worker: their trials wait on the queue.
+    const start = (name: string) => {
+      const child = spawn(process.execPath, [path.join(REPO, 'bin/run.js'), 'sweep', file, '--queue', url, '--json', '--runs-dir', path.join(dir, name)], {
+        env: { ...process.env, CI: '1', ...locationEnv(dir) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const out = { stdout: '', stderr: '' };
+      child.stdout.on('data', (d) => (out.stdout += d));
+      child.stderr.on('data', (d) => (out.stderr += d));
+      const code = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      return { child, out, code };
+    };
+    const interrupted = start('a');
+    const abandoned = start('b');
+    for (let i = 0; i < 300 && !(/waiting for/.test(interrupted.out.stderr) && /waiting for/.test(abandoned.out.stderr)); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(interrupted.out.stderr + abandoned.out.stderr).to.match(/waiting for[^]*waiting for/);
+    // Redis goes away with the jobs.
+    await new Promise<void>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => socket.write('SHUTDOWN NOSAVE\r\n'));
+      socket.on('close', () => resolve());
+      socket.on('error', () => undefined);
+    });
+    await new Promise((r) => setTimeout(r, 3000));
+    interrupted.child.kill('SIGINT');
+    expect(await interrupted.code, interrupted.out.stderr).to.equal(130);
+    const doc = JSON.parse(interrupted.out.stdout) as { trials: Trial[] };
+    expect(doc.trials).to.have.length(2);
+    for (const t of doc.trials) {
+      expect(t.status).to.equal('interrupted');
+      expect(t.error).to.contain(`Redis at ${url}`);
+    }
+    expect(await abandoned.code, abandoned.out.stderr).to.equal(1);
+    expect(abandoned.out.stderr).to.contain(`Error: lost Redis at ${url}: no answer for 30 s (connect ECONNREFUSED`);
+    expect(abandoned.out.stderr).to.not.match(NO_TRACE);
   });
 });
