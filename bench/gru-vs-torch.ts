@@ -8,6 +8,10 @@
 // "Prescott" kernels, which made PyTorch's GEMM about 5× slower on this machine. When it does, PyTorch
 // runs with OPENBLAS_CORETYPE set to the newest kernel family the CPU's flags allow (SkylakeX for
 // AVX-512, Haswell for AVX2); the core used is reported. An OPENBLAS_CORETYPE already set is kept.
+// And Debian's torch runs an OpenMP pool beside OpenBLAS's threads; on 2 cores the OpenMP threads spin
+// against OpenBLAS's unless OMP_WAIT_POLICY=PASSIVE (PyTorch's step at B=128 then took 2.6-2.8 s, not
+// ~6 s), so PyTorch runs with it (an OMP_WAIT_POLICY already set is kept), and the policy is reported.
+// SEQS (env, default 128) lists the sequence lengths T, e.g. SEQS=128,512; BATCHES (default 32,128).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -23,6 +27,11 @@ function lastJson(out: string): Record<string, any> {
 
 /** The environment PyTorch runs in, and the OpenBLAS kernel family it will use. */
 function torchEnvironment(): { env: NodeJS.ProcessEnv; core: string | undefined } {
+  const chosen = openblasCore();
+  return { env: { ...chosen.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' }, core: chosen.core };
+}
+
+function openblasCore(): { env: NodeJS.ProcessEnv; core: string | undefined } {
   const coreOf = (env: NodeJS.ProcessEnv) => {
     const r = spawnSync(python, ['-c', 'import torch; torch.ones(2, 2) @ torch.ones(2, 2)'], { env: { ...env, OPENBLAS_VERBOSE: '2' }, encoding: 'utf8' });
     return /Core: (\w+)/.exec(`${r.stdout}${r.stderr}`)?.[1];
@@ -42,8 +51,10 @@ const median = (v: number[]) => {
 };
 
 const torchEnv = hasTorch ? torchEnvironment() : undefined;
-for (const batch of [32, 128]) {
-  const args = ['--batch', String(batch), '--seq', '128', '--input', '768', '--hidden', '256', '--layers', '2', '--steps', '3'];
+const SEQS = (process.env.SEQS ?? '128').split(',').map(Number);
+const BATCHES = (process.env.BATCHES ?? '32,128').split(',').map(Number);
+for (const [seq, batch] of SEQS.flatMap((t) => BATCHES.map((b) => [t, b] as const))) {
+  const args = ['--batch', String(batch), '--seq', String(seq), '--input', '768', '--hidden', '256', '--layers', '2', '--steps', '3'];
   const pairs: { ours: Record<string, any>; torch?: Record<string, any> }[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const ours = lastJson(spawnSync(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'gru-step.ts'), ...args], { encoding: 'utf8' }).stdout);
@@ -56,6 +67,7 @@ for (const batch of [32, 128]) {
     JSON.stringify({
       bench: 'gru-step-vs-pytorch',
       batch,
+      seq,
       ours_kernel: last.ours.kernel,
       ours_seconds_per_step: pairs.map((p) => p.ours.seconds_per_step_median),
       ours_eval_seconds_per_batch: pairs.map((p) => p.ours.eval_seconds_per_batch_median),
@@ -63,6 +75,8 @@ for (const batch of [32, 128]) {
       pytorch_seconds_per_step: hasTorch ? pairs.map((p) => p.torch!.seconds_per_step_median) : null,
       pytorch_gflops: hasTorch ? pairs.map((p) => p.torch!.achieved_gflops) : null,
       pytorch_openblas_core: torchEnv?.core ?? null,
+      pytorch_omp_wait_policy: torchEnv?.env.OMP_WAIT_POLICY ?? null,
+      ours_peak_rss_mib: pairs.map((p) => p.ours.peak_rss_mib ?? null),
       ratio_ours_to_pytorch: hasTorch ? ratios : null,
       ratio_median: hasTorch ? median(ratios) : null,
       machine_sgemm_gflops: hasTorch ? pairs.map((p) => p.torch!.machine_sgemm_gflops) : null,
