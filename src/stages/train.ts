@@ -60,7 +60,8 @@ export const trainStage: Stage<'train', TrainReads, 'data' | 'encode'> = {
   name: 'train',
   // 2: the GRU runs on ONNX Runtime by default (same results up to float rounding).
   // 3: BACKEND in the key is the engine as resolved; wasm and cpu run tfjs's kernels.
-  version: 3,
+  // 4: rows of equal length are shuffled before bucketing (batches were runs of one label; see batches.ts).
+  version: 4,
   upstream: ['data', 'encode'],
   reads: trainReads,
   async produce(ctx) {

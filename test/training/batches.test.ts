@@ -62,6 +62,25 @@ describe('training/batches', () => {
     expect(real / padded).to.be.above(0.9);
   });
 
+  it('batches rows of equal length in random order, not in the file\'s runs', async () => {
+    // The file keeps rows of equal length (here: cut at MAX_LENGTH) in input order, e.g. one label after
+    // the other: batches must not be made of those runs. Count file-order neighbours of equal length that
+    // are still neighbours, in the same order, in an epoch: about 1 in n when shuffled, nearly all when not.
+    const file: { id: string; length: number }[] = [];
+    for await (const b of splitBatches(features, 'train', 64)) b.ids.forEach((id, i) => file.push({ id, length: b.lengths[i] }));
+    const trained = (await epoch(1, 1)).flatMap((b) => b.ids);
+    const at = new Map(trained.map((id, i) => [id, i]));
+    let pairs = 0;
+    let kept = 0;
+    for (let i = 1; i < file.length; i++) {
+      if (file[i].length !== file[i - 1].length) continue;
+      pairs++;
+      if (at.get(file[i].id)! === at.get(file[i - 1].id)! + 1) kept++;
+    }
+    expect(pairs).to.be.above(20);
+    expect(kept / pairs).to.be.below(0.3);
+  });
+
   it('reads one split in order for evaluation', async () => {
     const ids = [];
     for await (const b of splitBatches(features, 'valid', 7)) {
