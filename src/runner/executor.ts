@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StoppedEarly } from '../core/errors.js';
 import type { EpochRecord } from '../training/trained-head.js';
-import { MemoryRungStore, ashaVerdict, earlyStopPolicy, type EarlyStop, type Verdict } from './asha.js';
+import { MemoryRungStore, ashaVerdict, earlyStopPolicy, type EarlyStop, type EarlyStopPolicy, type RungStore, type Verdict } from './asha.js';
 import type { RunResult } from './run.js';
 
 /** Everything needed to run one trial anywhere: plain data, so a queue can carry it to another machine. */
@@ -87,20 +87,7 @@ export class LocalExecutor implements Executor {
       while (next < jobs.length && !signal?.aborted) {
         const index = next++;
         const job = jobs[index];
-        let maxEpochs = Infinity;
-        const outcome = await runTrialProcess(job, {
-          signal,
-          onEpoch: async (record, epochs) => {
-            maxEpochs = epochs;
-            hooks.onEpoch?.(job.id, record);
-            return policy ? ashaVerdict(policy, rungs, job.id, record, epochs) : { stop: false };
-          },
-        });
-        // A trial whose head was cached trained nothing now: its epochs still count at the rungs they passed.
-        if (policy && outcome.status === 'done' && outcome.epochs && maxEpochs === Infinity) {
-          const last = outcome.epochs.length;
-          for (const record of outcome.epochs) await ashaVerdict(policy, rungs, job.id, record, last);
-        }
+        const outcome = await runTrialEarlyStopped(job, { signal, policy, rungs: async () => rungs, onEpoch: async (record) => hooks.onEpoch?.(job.id, record) });
         outcomes[index] = outcome;
         hooks.onOutcome(outcome);
       }
@@ -108,6 +95,31 @@ export class LocalExecutor implements Executor {
     await Promise.all(Array.from({ length: Math.min(this.jobs, jobs.length) }, worker));
     return jobs.map((job, i) => outcomes[i] ?? { id: job.id, status: 'not started', seconds: 0 });
   }
+}
+
+/**
+ * runTrialProcess under a sweep's early stopping (none when `policy` is undefined): each epoch goes to
+ * `onEpoch`, then to ASHA's verdict on `rungs`; a trial whose head was cached trained nothing now, but
+ * its epochs still count at the rungs they passed. Both executors run their trials through this.
+ */
+export async function runTrialEarlyStopped(
+  job: TrialJob,
+  o: { signal?: AbortSignal; policy?: EarlyStopPolicy; rungs: () => Promise<RungStore>; onEpoch?: (record: EpochRecord, epochs: number) => Promise<void> },
+): Promise<TrialOutcome> {
+  let reported = false;
+  const outcome = await runTrialProcess(job, {
+    signal: o.signal,
+    onEpoch: async (record, epochs) => {
+      reported = true;
+      await o.onEpoch?.(record, epochs);
+      return o.policy ? ashaVerdict(o.policy, await o.rungs(), job.id, record, epochs) : { stop: false };
+    },
+  });
+  if (o.policy && outcome.status === 'done' && outcome.epochs && !reported) {
+    const store = await o.rungs();
+    for (const record of outcome.epochs) await ashaVerdict(o.policy, store, job.id, record, outcome.epochs.length);
+  }
+  return outcome;
 }
 
 /** Messages between a sweep (or worker) and the `sentiment run` it started for a trial, over Node's IPC channel. */

@@ -10,8 +10,8 @@ import { Queue, QueueEvents, UnrecoverableError, WaitingError, Worker, type Job,
 import { cacheId } from '../core/cache.js';
 import { UserError } from '../core/errors.js';
 import type { EpochRecord } from '../training/trained-head.js';
-import { ashaVerdict, earlyStopPolicy, type EarlyStop, type RungStore, type Verdict } from './asha.js';
-import { runTrialProcess, type Executor, type ExecutorHooks, type TrialJob, type TrialOutcome, type TrialStatus } from './executor.js';
+import { earlyStopPolicy, type EarlyStop, type RungStore } from './asha.js';
+import { runTrialEarlyStopped, type Executor, type ExecutorHooks, type TrialJob, type TrialOutcome, type TrialStatus } from './executor.js';
 import type { RunResult } from './run.js';
 import type { AnyStage } from '../stages/stage.js';
 
@@ -440,24 +440,18 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     options.log(`took ${trial.name} (${trial.sets.join(' ')})`);
     const policy = earlyStop && earlyStopPolicy(earlyStop);
     const rungs = async () => new RedisRungStore((rungClient ??= await worker.client), sweepId);
-    let reported = false;
     try {
-      const outcome = await runTrialProcess(
+      const outcome = await runTrialEarlyStopped(
         { ...trial, cacheDir, runsDir },
         {
           signal: controller.signal,
-          onEpoch: async (record, epochs): Promise<Verdict> => {
-            reported = true;
+          policy,
+          rungs,
+          onEpoch: async (record, epochs) => {
             await job.updateProgress({ epoch: record, epochs } satisfies QueuedProgress).catch(warn);
-            return policy ? ashaVerdict(policy, await rungs(), trial.id, record, epochs) : { stop: false };
           },
         },
       );
-      // A trial whose head was cached trained nothing now: its epochs still count at the rungs they passed (as LocalExecutor does).
-      if (policy && outcome.status === 'done' && outcome.epochs && !reported) {
-        const store = await rungs();
-        for (const record of outcome.epochs) await ashaVerdict(policy, store, trial.id, record, outcome.epochs.length);
-      }
       const stderr = outcome.stderr?.slice(-STDERR_TAIL);
       const took = `${outcome.seconds.toFixed(1)}s`;
       if (outcome.status === 'done' && outcome.result) {
