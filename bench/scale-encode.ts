@@ -6,8 +6,8 @@
 // parity is the largest difference from the model's reference_output.json (PyTorch, float32).
 // Prints one JSON line per run and per model a summary line {model, ours, torch, ratio}.
 //
-// Usage: tsx bench/scale-encode.ts [--models bert-base,tiny] [--reviews 200] [--rounds 2] [--max-length 512]
-//        tsx bench/scale-encode.ts --ours MODEL_DIR JSONL REVIEWS MAX_LENGTH   (one of our runs, in a child)
+// Usage: tsx bench/scale-encode.ts [--models bert-base,tiny] [--quantize none,int8] [--reviews 200] [--rounds 2] [--max-length 512]
+//        tsx bench/scale-encode.ts --ours MODEL_DIR JSONL REVIEWS MAX_LENGTH QUANTIZE   (one of our runs, in a child)
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -15,6 +15,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_BATCHING, loadEncoder, planBatches } from '../src/encoder/encoder.js';
 import { loadTokenizer } from '../src/encoder/tokenizer.js';
+import { quantizedEncoder, type QuantizeSetting } from '../src/encoder/quantize.js';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const SHARED = path.resolve(REPO, '../shared');
@@ -25,6 +26,8 @@ const PYTHON = '/usr/bin/python3';
 interface EncodeRun {
   impl: 'ours' | 'torch';
   model: string;
+  /** Ours: ENCODER_QUANTIZE (PyTorch always runs the float32 weights). */
+  quantize?: QuantizeSetting;
   reviews: number;
   tokens: number;
   batches: number;
@@ -34,12 +37,16 @@ interface EncodeRun {
   parity_max_abs_diff?: number;
 }
 
-/** One run of ours: tokenize the first `reviews` texts, plan batches as the encode stage does, time the model calls. */
-async function ours(modelDir: string, jsonl: string, reviews: number, maxLength: number): Promise<void> {
+/**
+ * One run of ours: tokenize the first `reviews` texts, plan batches as the encode stage does, time the model
+ * calls. With int8, the encoder is the model quantized as ENCODER_QUANTIZE: int8 does (made once, in .bench/cache).
+ */
+async function ours(modelDir: string, jsonl: string, reviews: number, maxLength: number, quantize: QuantizeSetting): Promise<void> {
   const texts = readFileSync(jsonl, 'utf8').split('\n').slice(0, reviews).map((l) => (JSON.parse(l) as { text: string }).text);
   const tokenizer = await loadTokenizer(modelDir, maxLength);
   const rows = texts.map((t) => tokenizer.encode(t));
-  const encoder = await loadEncoder(modelDir, { device: 'cpu' });
+  const encoderDir = (await quantizedEncoder(modelDir, quantize, path.join(REPO, '.bench/cache'))).dir;
+  const encoder = await loadEncoder(encoderDir, { device: 'cpu' });
   const batches = planBatches(rows.map((r) => r.length), { ...DEFAULT_BATCHING, numHeads: encoder.numHeads });
   // Parity first (it also warms the session up, as the peer's one-row warm-up does).
   const reference = JSON.parse(readFileSync(path.join(modelDir, 'reference_output.json'), 'utf8')) as { items: { input_ids: number[]; last_hidden_state: number[][] }[] };
@@ -55,6 +62,7 @@ async function ours(modelDir: string, jsonl: string, reviews: number, maxLength:
   const run: EncodeRun = {
     impl: 'ours',
     model: path.basename(modelDir),
+    quantize,
     reviews: rows.length,
     tokens,
     batches: batches.length,
@@ -82,6 +90,8 @@ async function main(): Promise<void> {
     options: {
       ours: { type: 'boolean', default: false },
       models: { type: 'string', default: 'bert-base,tiny' },
+      /** ENCODER_QUANTIZE values of ours to time against PyTorch's float32, each alternated with the peer. */
+      quantize: { type: 'string', default: 'none,int8' },
       reviews: { type: 'string', default: '200' },
       rounds: { type: 'string', default: '2' },
       'max-length': { type: 'string', default: '512' },
@@ -90,8 +100,8 @@ async function main(): Promise<void> {
     allowPositionals: true,
   });
   if (values.ours) {
-    const [modelDir, jsonl, reviews, maxLength] = process.argv.slice(3);
-    await ours(modelDir, jsonl, Number(reviews), Number(maxLength));
+    const [modelDir, jsonl, reviews, maxLength, quantize] = process.argv.slice(3);
+    await ours(modelDir, jsonl, Number(reviews), Number(maxLength), (quantize ?? 'none') as QuantizeSetting);
     return;
   }
   if (!existsSync(IMDB) || !existsSync(PEER)) {
@@ -117,14 +127,15 @@ async function main(): Promise<void> {
     } else {
       modelDir = path.join(SHARED, 'models/imdb-bert-tiny');
     }
+    const variants = values.quantize.split(',') as QuantizeSetting[];
     const runs: EncodeRun[] = [];
     for (let round = 0; round < rounds; round++) {
       // Alternating, ours first one round and the peer first the next: the machine's drift falls on both.
-      const order = round % 2 === 0 ? (['ours', 'torch'] as const) : (['torch', 'ours'] as const);
-      for (const impl of order) {
+      const forward = [...variants.map((q) => ({ impl: 'ours' as const, quantize: q })), { impl: 'torch' as const, quantize: 'none' as QuantizeSetting }];
+      for (const { impl, quantize } of round % 2 === 0 ? forward : forward.reverse()) {
         let run: EncodeRun;
         if (impl === 'ours') {
-          const r = spawnSync(process.execPath, ['--import', 'tsx', import.meta.filename, '--ours', modelDir, IMDB, String(reviews), String(maxLength)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+          const r = spawnSync(process.execPath, ['--import', 'tsx', import.meta.filename, '--ours', modelDir, IMDB, String(reviews), String(maxLength), quantize], { encoding: 'utf8', maxBuffer: 64 << 20 });
           if (r.status !== 0) throw new Error(`our encode failed: ${r.stderr.slice(-2000)}`);
           run = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as EncodeRun;
         } else {
@@ -135,25 +146,29 @@ async function main(): Promise<void> {
         console.log(JSON.stringify({ bench: 'scale-encode', round, load_average: os.loadavg().map((x) => Number(x.toFixed(2))), ...run }));
       }
     }
-    const of = (impl: string) => runs.filter((r) => r.impl === impl);
-    const speed = (impl: string) => mean(of(impl).map((r) => r.tokens_per_s));
-    const tokens = new Set(runs.map((r) => r.tokens));
-    console.log(
-      JSON.stringify({
-        bench: 'scale-encode',
-        summary: true,
-        model: path.basename(modelDir),
-        reviews,
-        max_length: maxLength,
-        same_tokens: tokens.size === 1,
-        ours_tokens_per_s: Math.round(speed('ours')),
-        torch_tokens_per_s: Math.round(speed('torch')),
-        ratio: Number((speed('ours') / speed('torch')).toFixed(2)),
-        ours_peak_rss_mib: Math.max(...of('ours').map((r) => r.peak_rss_mib)),
-        torch_peak_rss_mib: Math.max(...of('torch').map((r) => r.peak_rss_mib)),
-        parity_max_abs_diff: Math.max(...of('ours').map((r) => r.parity_max_abs_diff ?? NaN)),
-      }),
-    );
+    const torch = runs.filter((r) => r.impl === 'torch');
+    const speed = (of: EncodeRun[]) => mean(of.map((r) => r.tokens_per_s));
+    for (const quantize of variants) {
+      const ours = runs.filter((r) => r.impl === 'ours' && r.quantize === quantize);
+      console.log(
+        JSON.stringify({
+          bench: 'scale-encode',
+          summary: true,
+          model: path.basename(modelDir),
+          quantize,
+          reviews,
+          max_length: maxLength,
+          same_tokens: new Set([...ours, ...torch].map((r) => r.tokens)).size === 1,
+          ours_tokens_per_s: Math.round(speed(ours)),
+          torch_tokens_per_s: Math.round(speed(torch)),
+          ratio: Number((speed(ours) / speed(torch)).toFixed(2)),
+          ours_peak_rss_mib: Math.max(...ours.map((r) => r.peak_rss_mib)),
+          torch_peak_rss_mib: Math.max(...torch.map((r) => r.peak_rss_mib)),
+          // Against PyTorch's float32 output: ~1e-6 for float32; int8's error is the quantization's.
+          parity_max_abs_diff: Math.max(...ours.map((r) => r.parity_max_abs_diff ?? NaN)),
+        }),
+      );
+    }
   }
 }
 

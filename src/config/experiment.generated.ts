@@ -93,6 +93,10 @@ export interface ExperimentConfig {
    */
   ENCODER_DTYPE?: 'float16' | 'float32';
   /**
+   * int8: run the encoder with its weight matrices quantized to 8-bit integers (ONNX Runtime's dynamic quantization: activations quantized per call, a scale per output column), made once from MODEL's onnx/model.onnx and kept in the cache. Several times faster on CPUs with AVX512-VNNI or AVX-VNNI; changes the features slightly, so it is off by default. none: the model's float32 weights.
+   */
+  ENCODER_QUANTIZE?: 'none' | 'int8';
+  /**
    * Training engine for the GRU head. onnxruntime runs the repo's GRU graphs on onnxruntime-node (CPU) and starts no tfjs; tensorflow-gpu and tensorflow are tfjs-node (optional packages); wasm and cpu are tfjs's WebAssembly and plain JavaScript backends. auto takes tensorflow-gpu, else tensorflow when installed, else onnxruntime. An explicitly requested backend that cannot load is an error.
    */
   BACKEND?: 'auto' | 'onnxruntime' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';

@@ -6,6 +6,7 @@ import type { Head } from '../model/index.js';
 import { padRows } from '../training/batches.js';
 import { sigmoid } from '../training/metrics.js';
 import { loadTokenizer, type TextTokenizer } from '../encoder/tokenizer.js';
+import { quantizedEncoder } from '../encoder/quantize.js';
 
 /** A prediction for one text: the probability of TARGET, and the class it implies. */
 export interface Prediction {
@@ -27,7 +28,7 @@ export interface Predictor {
  */
 export async function createPredictor(options: {
   /** What prediction reads of the config: the model, how texts were truncated and features stored, TARGET, DEVICE. */
-  config: Pick<Experiment, 'MODEL' | 'MAX_LENGTH' | 'ENCODER_DTYPE' | 'TARGET' | 'DEVICE'>;
+  config: Pick<Experiment, 'MODEL' | 'MAX_LENGTH' | 'ENCODER_DTYPE' | 'TARGET' | 'DEVICE'> & { ENCODER_QUANTIZE?: Experiment['ENCODER_QUANTIZE'] };
   modelBaseDir: string;
   cacheRoot: string;
   head: Head;
@@ -41,7 +42,9 @@ export async function createPredictor(options: {
     optional: [...TOKENIZER_FILES.optional, ...ENCODER_FILES.optional],
   });
   const tokenizer: TextTokenizer = await loadTokenizer(folder.dir, config.MAX_LENGTH);
-  const encoder: Encoder = await loadEncoder(folder.dir, { device: config.DEVICE });
+  // The encoder the features were computed with in training: MODEL's, or its quantized copy in the cache.
+  const encoderDir = (await quantizedEncoder(folder.dir, config.ENCODER_QUANTIZE ?? 'none', options.cacheRoot)).dir;
+  const encoder: Encoder = await loadEncoder(encoderDir, { device: config.DEVICE });
   const other = options.classes.find((c) => c !== config.TARGET) ?? `not ${config.TARGET}`;
   const batchSize = options.batchSize ?? 128;
   async function logitsOf(texts: string[]): Promise<number[]> {

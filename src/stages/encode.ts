@@ -7,6 +7,7 @@ import type { KeyContext, Progress, Sources, Stage } from './stage.js';
 import { ENCODER_FILES, loadEncoder, planBatches, type BatchOptions, type Encoder } from '../encoder/encoder.js';
 import { float32ArrayToFloat16 } from '../core/float16.js';
 import { TOKENS_FILE } from './tokenize.js';
+import { QUANTIZER_VERSION, quantizedEncoder, type QuantizeSetting } from '../encoder/quantize.js';
 import { FEATURES_FILE, featuresColumn, featuresSchema, type EncoderDtype } from '../features/features.js';
 
 
@@ -102,7 +103,20 @@ export async function encodeTokensFile(options: EncodeFileOptions): Promise<Enco
 
 export function encoderReads(config: Experiment) {
   // DEVICE is deliberately not read: features do not depend on where they were computed.
-  return { ENCODER_DTYPE: config.ENCODER_DTYPE };
+  return { ENCODER_DTYPE: config.ENCODER_DTYPE, ENCODER_QUANTIZE: quantizeRead(config) };
+}
+
+/**
+ * ENCODER_QUANTIZE as a stage reads it: undefined for none, which drops out of the key's canonical JSON,
+ * so the entries made before the setting existed keep their keys.
+ */
+export function quantizeRead(config: Pick<Experiment, 'ENCODER_QUANTIZE'>): Exclude<QuantizeSetting, 'none'> | undefined {
+  return config.ENCODER_QUANTIZE === 'none' ? undefined : config.ENCODER_QUANTIZE;
+}
+
+/** With quantization, the quantizer's version is an input too: a change to the rewrite changes the features. */
+export function quantizeInputs(reads: { ENCODER_QUANTIZE: QuantizeSetting | undefined }) {
+  return reads.ENCODER_QUANTIZE ? { quantizer: QUANTIZER_VERSION } : {};
 }
 
 /** The encoder of MODEL (a local folder, or a hub id fetched into the cache). */
@@ -117,6 +131,8 @@ export interface EncodeInfo {
   /** The encoder's width: values per token in features.arrow (the head's input size). */
   hidden_size: number;
   dtype: EncoderDtype;
+  /** ENCODER_QUANTIZE: the weights the features were computed with. */
+  quantize: QuantizeSetting;
   device: string;
   /** ONNX Runtime intra-op threads: SENTIMENT_THREADS, or ONNX Runtime's default (one per physical core). */
   threads: number | 'onnxruntime default';
@@ -137,9 +153,11 @@ export const encodeStage: Stage<'encode', ReturnType<typeof encoderReads>, 'toke
   version: 1,
   upstream: ['tokenize'],
   reads: encoderReads,
-  inputs: encoderInputs,
+  async inputs(ctx) {
+    return { ...(await encoderInputs(ctx)), ...quantizeInputs(ctx.reads) };
+  },
   async produce(ctx) {
-    const folder = await encoderFolder(ctx.sources);
+    const folder = await quantizedEncoder((await encoderFolder(ctx.sources)).dir, ctx.reads.ENCODER_QUANTIZE ?? 'none', ctx.sources.cacheRoot, (m) => ctx.progress.log(m));
     const tokenize = ctx.upstream.tokenize;
     const totalRows = tokenize.manifest.info.rows || undefined;
     const threads = ctx.settings.threads;
@@ -161,6 +179,7 @@ export const encodeStage: Stage<'encode', ReturnType<typeof encoderReads>, 'toke
         tokens: info.tokens,
         hidden_size: encoder.width,
         dtype,
+        quantize: ctx.reads.ENCODER_QUANTIZE ?? 'none',
         device: encoder.device,
         threads: threads ?? 'onnxruntime default',
         batches: info.batches,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Stage } from './stage.js';
 import type { Experiment } from '../config/experiment.js';
 import { createPredictor, type Prediction } from '../inference/predictor.js';
-import { encoderInputs } from './encode.js';
+import { encoderInputs, quantizeInputs, quantizeRead } from './encode.js';
 import { tokenizerInputs } from './tokenize.js';
 import { loadTrainedHead } from '../training/trained-head.js';
 
@@ -15,14 +15,14 @@ export interface InferInfo extends Prediction {
   files: string[];
 }
 
-export const inferStage: Stage<'infer', { TEXT: string; MAX_LENGTH: number; ENCODER_DTYPE: Experiment['ENCODER_DTYPE']; TARGET: string }, 'data' | 'train'> = {
+export const inferStage: Stage<'infer', { TEXT: string; MAX_LENGTH: number; ENCODER_DTYPE: Experiment['ENCODER_DTYPE']; ENCODER_QUANTIZE: ReturnType<typeof quantizeRead>; TARGET: string }, 'data' | 'train'> = {
   name: 'infer',
   version: 1,
   upstream: ['data', 'train'],
-  reads: (config) => ({ TEXT: config.TEXT, MAX_LENGTH: config.MAX_LENGTH, ENCODER_DTYPE: config.ENCODER_DTYPE, TARGET: config.TARGET }),
+  reads: (config) => ({ TEXT: config.TEXT, MAX_LENGTH: config.MAX_LENGTH, ENCODER_DTYPE: config.ENCODER_DTYPE, ENCODER_QUANTIZE: quantizeRead(config), TARGET: config.TARGET }),
   // The same model files tokenize and encode read.
   async inputs(ctx) {
-    return { ...(await tokenizerInputs(ctx)), ...(await encoderInputs(ctx)) };
+    return { ...(await tokenizerInputs(ctx)), ...(await encoderInputs(ctx)), ...quantizeInputs(ctx.reads) };
   },
   async produce(ctx) {
     const { head } = await loadTrainedHead(ctx.upstream.train.dir);

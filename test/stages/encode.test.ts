@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { loadExperiment } from '../../src/config/experiment.js';
 import { runStages, planStages, type RunOptions } from '../../src/runner/pipeline.js';
-import { Cache } from '../../src/core/cache.js';
+import { Cache, stageKey } from '../../src/core/cache.js';
 import { arrow, int32Column, readArrowBatches } from '../../src/core/arrow.js';
 import { ArrowFileWriter } from '../../src/core/arrow.js';
 import { UserError } from '../../src/core/errors.js';
@@ -334,6 +334,21 @@ describe('stages/encode (tiny BERT, real ONNX Runtime)', () => {
     expect(await readFile(path.join(forced.run_dir, 'log.txt'), 'utf8')).to.match(/DEVICE auto → (cpu|cuda)/);
   });
 
+  it('ENCODER_QUANTIZE none keeps the keys of entries made before the setting existed; int8 changes encode and what follows', async () => {
+    const cache = new Cache(options.cacheDir);
+    const none = await planStages(loadExperiment(experimentFile, ['ENCODER_QUANTIZE=none']), STAGES, cache);
+    const int8 = await planStages(loadExperiment(experimentFile, ['ENCODER_QUANTIZE=int8']), STAGES, cache);
+    // The key material of encode for none is exactly what it was without the setting.
+    const material = none[2].material;
+    const dtype = material.config.ENCODER_DTYPE;
+    expect(material.config).to.deep.equal({ ENCODER_DTYPE: dtype, ENCODER_QUANTIZE: undefined });
+    expect(stageKey({ ...material, config: { ENCODER_DTYPE: dtype } })).to.equal(none[2].key);
+    expect(material.inputs).to.not.have.property('quantizer');
+    expect(int8.slice(0, 2).map((p) => p.key)).to.deep.equal(none.slice(0, 2).map((p) => p.key));
+    expect(int8[2].key).to.not.equal(none[2].key);
+    expect(int8[2].material.inputs).to.have.property('quantizer');
+  });
+
   it('DEVICE=cuda without the CUDA execution provider is a UserError naming DEVICE, leaving the entry as it was', async function () {
     if (onnxruntimeProviders().cudaInstalled) {
       console.log('      (skipped: the CUDA execution provider is installed here)');
@@ -381,7 +396,7 @@ describe('stages/encode (tiny BERT, real ONNX Runtime)', () => {
     const controller = new AbortController();
     const interrupted: AnyStage = {
       ...encodeStage,
-      produce: (ctx: StageContext<{ ENCODER_DTYPE: 'float16' | 'float32' }, 'tokenize'>) =>
+      produce: (ctx: StageContext<ReturnType<typeof encodeStage.reads>, 'tokenize'>) =>
         encodeStage.produce({
           ...ctx,
           progress: {
