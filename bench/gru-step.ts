@@ -10,6 +10,8 @@ import { parseArgs } from 'node:util';
 import { BACKEND_SETTINGS, createHead, createTfjsGruKernel, selectBackend, type BackendSetting, type TfjsEngine } from '../src/model/index.js';
 import { createOrtGruKernel, emptyProfile, ortKernelThreads } from '../src/model/ort-kernel.js';
 import { Random } from '../src/model/random.js';
+import { Graph, encodeModel } from '../src/model/onnx-graph.js';
+import { createSession, onnxruntime } from '../src/core/onnxruntime.js';
 
 /** Multiply-add FLOPs of the GRU forward pass (3 gates, input and recurrent products), as torch_gru_step.py counts them. */
 function gruFlops(b: number, t: number, d: number, h: number, layers: number, dirs: number): number {
@@ -109,10 +111,30 @@ async function main(): Promise<void> {
       eval_seconds_per_batch_median: +median(evalTimes).toFixed(4),
       train_gflop_per_step: +(flops / 1e9).toFixed(2),
       achieved_gflops: +(flops / med / 1e9).toFixed(1),
+      ...(useOrt && { onnxruntime_sgemm_gflops: +(await onnxruntimeSgemmGflops()).toFixed(1) }),
       peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
       load_average: os.loadavg().map((v) => +v.toFixed(2)),
     }),
   );
+}
+
+/**
+ * ONNX Runtime's own GEMM on this machine, measured as torch_gru_step.py measures PyTorch's (2048³, the
+ * best of the GRU kernel's threads): the ceiling for a kernel whose time is ONNX Runtime's GEMMs.
+ */
+async function onnxruntimeSgemmGflops(): Promise<number> {
+  const n = 2048;
+  const g = new Graph('sgemm');
+  g.output(g.op1('MatMul', [g.input('a', 'float', [n, n]), g.input('b', 'float', [n, n])]), 'float', [n, n]);
+  const session = await createSession(encodeModel(g), 'gru-kernel');
+  const ort = onnxruntime();
+  const feeds = { a: new ort.Tensor('float32', Float32Array.from({ length: n * n }, () => Math.random() - 0.5), [n, n]), b: new ort.Tensor('float32', Float32Array.from({ length: n * n }, () => Math.random() - 0.5), [n, n]) };
+  for (let i = 0; i < 2; i++) await session.run(feeds);
+  const start = performance.now();
+  for (let i = 0; i < 5; i++) await session.run(feeds);
+  const seconds = (performance.now() - start) / 1000 / 5;
+  await session.release();
+  return (2 * n ** 3) / seconds / 1e9;
 }
 
 await main();

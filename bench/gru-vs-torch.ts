@@ -11,7 +11,7 @@
 // And Debian's torch runs an OpenMP pool beside OpenBLAS's threads; on 2 cores the OpenMP threads spin
 // against OpenBLAS's unless OMP_WAIT_POLICY=PASSIVE (PyTorch's step at B=128 then took 2.6-2.8 s, not
 // ~6 s), so PyTorch runs with it (an OMP_WAIT_POLICY already set is kept), and the policy is reported.
-// SEQS (env, default 128) lists the sequence lengths T, e.g. SEQS=128,512; BATCHES (default 32,128).
+// SEQS (env, default 128) lists the sequence lengths T, e.g. SEQS=128,512; BATCHES (default 32,128); INPUTS the widths D (default 768).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -53,8 +53,10 @@ const median = (v: number[]) => {
 const torchEnv = hasTorch ? torchEnvironment() : undefined;
 const SEQS = (process.env.SEQS ?? '128').split(',').map(Number);
 const BATCHES = (process.env.BATCHES ?? '32,128').split(',').map(Number);
-for (const [seq, batch] of SEQS.flatMap((t) => BATCHES.map((b) => [t, b] as const))) {
-  const args = ['--batch', String(batch), '--seq', String(seq), '--input', '768', '--hidden', '256', '--layers', '2', '--steps', '3'];
+// INPUTS: the encoder widths D (768: bert-base; 128: imdb-bert-tiny).
+const INPUTS = (process.env.INPUTS ?? '768').split(',').map(Number);
+for (const [input, seq, batch] of INPUTS.flatMap((d) => SEQS.flatMap((t) => BATCHES.map((b) => [d, t, b] as const)))) {
+  const args = ['--batch', String(batch), '--seq', String(seq), '--input', String(input), '--hidden', '256', '--layers', '2', '--steps', '3'];
   const pairs: { ours: Record<string, any>; torch?: Record<string, any> }[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const ours = lastJson(spawnSync(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'gru-step.ts'), ...args], { encoding: 'utf8' }).stdout);
@@ -68,6 +70,7 @@ for (const [seq, batch] of SEQS.flatMap((t) => BATCHES.map((b) => [t, b] as cons
       bench: 'gru-step-vs-pytorch',
       batch,
       seq,
+      input,
       ours_kernel: last.ours.kernel,
       ours_seconds_per_step: pairs.map((p) => p.ours.seconds_per_step_median),
       ours_eval_seconds_per_batch: pairs.map((p) => p.ours.eval_seconds_per_batch_median),
@@ -80,6 +83,8 @@ for (const [seq, batch] of SEQS.flatMap((t) => BATCHES.map((b) => [t, b] as cons
       ratio_ours_to_pytorch: hasTorch ? ratios : null,
       ratio_median: hasTorch ? median(ratios) : null,
       machine_sgemm_gflops: hasTorch ? pairs.map((p) => p.torch!.machine_sgemm_gflops) : null,
+      onnxruntime_sgemm_gflops: pairs.map((p) => p.ours.onnxruntime_sgemm_gflops ?? null),
+      ours_share_of_onnxruntime_sgemm: +(median(pairs.map((p) => p.ours.achieved_gflops)) / median(pairs.map((p) => p.ours.onnxruntime_sgemm_gflops ?? NaN))).toFixed(2),
       ours_share_of_sgemm_peak: hasTorch ? +(median(pairs.map((p) => p.ours.achieved_gflops)) / median(pairs.map((p) => p.torch!.machine_sgemm_gflops))).toFixed(2) : null,
       ...(hasTorch ? {} : { pytorch: 'skipped: needs /usr/bin/python3 with torch (apt-get install -y python3-torch libopenblas0-pthread) and ../shared/bench' }),
     }),

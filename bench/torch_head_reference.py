@@ -91,14 +91,18 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     best, history, started = None, [], time.perf_counter()
     for epoch in range(1, a.epochs + 1):
+        epoch_started = time.perf_counter()
         tl, ta = run_epoch(model, *data["train"], a.batch, opt, rng)
         vl, va = run_epoch(model, *data["valid"], a.batch, None, rng)
-        history.append({"epoch": epoch, "train_loss": tl, "train_accuracy": ta, "valid_loss": vl, "valid_accuracy": va})
+        history.append({"epoch": epoch, "train_loss": tl, "train_accuracy": ta, "valid_loss": vl, "valid_accuracy": va,
+                        "seconds": round(time.perf_counter() - epoch_started, 1)})
         if best is None or vl < best[0]:
             best = (vl, {k: v.clone() for k, v in model.state_dict().items()})
     model.load_state_dict(best[1])
+    evaluate_started = time.perf_counter()
     result = {s: dict(zip(("loss", "accuracy"), run_epoch(model, *data[s], a.batch, None, rng))) for s in ("train", "valid", "test")}
-    print(json.dumps({"peer": f"pytorch {torch.__version__}", "seconds": round(time.perf_counter() - started, 1), "history": history, **result}))
+    print(json.dumps({"peer": f"pytorch {torch.__version__}", "seconds": round(time.perf_counter() - started, 1),
+                      "evaluate_seconds": round(time.perf_counter() - evaluate_started, 1), "history": history, **result}))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile, copyFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Cache } from '../core/cache.js';
-import { UserError } from '../core/errors.js';
+import { UserError, messageOf } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
 import { fingerprintFiles } from '../core/fingerprint.js';
 import { OnnxDataType, lengthDelimited, onnxProto, wireFields, type WireField } from '../core/onnx-proto.js';
@@ -271,7 +271,12 @@ export async function quantizedEncoder(
     { stage: QUANTIZED_ENTRIES, version: QUANTIZER_VERSION, config: { ENCODER_QUANTIZE: setting }, upstream: {}, inputs: { encoder: fingerprints } },
     async (tmp) => {
       const source = path.join(dir, 'onnx/model.onnx');
-      const result = await quantizeModel(await readFile(source), path.dirname(source));
+      let result: Awaited<ReturnType<typeof quantizeModel>>;
+      try {
+        result = await quantizeModel(await readFile(source), path.dirname(source));
+      } catch (e) {
+        throw new UserError(`ENCODER_QUANTIZE: int8: cannot quantize ${source}: it is not an ONNX model this can read (${messageOf(e)})`, [], { cause: e });
+      }
       if (result.report.matmuls === 0) throw new UserError(`ENCODER_QUANTIZE: int8: ${source} has no MatMul with a float weight matrix to quantize`);
       await mkdir(path.join(tmp, 'onnx'), { recursive: true });
       await writeFile(path.join(tmp, 'onnx/model.onnx'), result.model);

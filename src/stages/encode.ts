@@ -158,6 +158,8 @@ export const encodeStage: Stage<'encode', ReturnType<typeof encoderReads>, 'toke
   },
   async produce(ctx) {
     const folder = await quantizedEncoder((await encoderFolder(ctx.sources)).dir, ctx.reads.ENCODER_QUANTIZE ?? 'none', ctx.sources.cacheRoot, (m) => ctx.progress.log(m));
+    // Named in the run's log, so `cache gc` keeps the quantized encoder as long as the run (infer needs it).
+    if (ctx.reads.ENCODER_QUANTIZE) ctx.progress.log(`ENCODER_QUANTIZE ${ctx.reads.ENCODER_QUANTIZE} → ${folder.dir}`);
     const tokenize = ctx.upstream.tokenize;
     const totalRows = tokenize.manifest.info.rows || undefined;
     const threads = ctx.settings.threads;

@@ -7,6 +7,7 @@ import { loadEncoder } from '../../src/encoder/encoder.js';
 import { QUANTIZED_ENTRIES, quantizeColumns, quantizeModel, quantizedEncoder } from '../../src/encoder/quantize.js';
 import { tinyBert } from '../fixtures/tiny-bert.js';
 import { tempDir } from '../helpers.js';
+import { UserError } from '../../src/core/errors.js';
 
 const floatBytes = (values: number[]) => new Uint8Array(Float32Array.from(values).buffer);
 
@@ -180,5 +181,19 @@ describe('encoder: int8 quantization (ENCODER_QUANTIZE)', function () {
     expect(remade.dir).to.equal(first.dir);
     expect(warnings.join('\n')).to.match(/warning: .*model\.onnx/);
     expect((await readFile(file)).equals(good)).to.equal(true);
+  });
+
+  it('a model file that is not ONNX is a UserError naming the file, and leaves no entry', async () => {
+    const source = await tempDir();
+    await cp(await tinyBert(), source, { recursive: true });
+    await writeFile(path.join(source, 'onnx/model.onnx'), Buffer.from('\x0a\xff\xff\xff\xff\x0fnot a model'));
+    const cacheRoot = await tempDir();
+    const error = await quantizedEncoder(source, 'int8', cacheRoot).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).to.be.instanceOf(UserError);
+    expect((error as Error).message).to.match(/ENCODER_QUANTIZE: int8: cannot quantize .*onnx\/model\.onnx/);
+    expect((await readdir(path.join(cacheRoot, QUANTIZED_ENTRIES))).filter((e) => /^[0-9a-f]{64}$/.test(e))).to.deep.equal([]);
   });
 });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { cp, readdir } from 'node:fs/promises';
+import { cp, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { makeReviews } from '../fixtures/reviews.js';
 import { tinyBert } from '../fixtures/tiny-bert.js';
@@ -36,7 +36,11 @@ describe('ENCODER_QUANTIZE: int8 through run and infer', function () {
     expect(stage(int8, 'encode').path).to.not.equal(stage(float, 'encode').path);
     expect(stage(int8, 'encode').info.quantize).to.equal('int8');
     expect(stage(float, 'encode').info.quantize).to.equal('none');
-    expect(await readdir(path.join(env.SENTIMENT_CACHE_DIR, 'quantize'))).to.have.length.greaterThan(0);
+    const entries = (await readdir(path.join(env.SENTIMENT_CACHE_DIR, 'quantize'))).filter((e) => /^[0-9a-f]{64}$/.test(e));
+    expect(entries).to.have.length(1);
+    // The run's log names the quantized encoder, so `cache gc` keeps it while the run is kept.
+    const log = await readFile(path.join((JSON.parse(int8.stdout) as { run_dir: string }).run_dir, 'log.txt'), 'utf8');
+    expect(log).to.include(`ENCODER_QUANTIZE int8 → ${path.join(env.SENTIMENT_CACHE_DIR, 'quantize', entries[0])}`);
 
     const predicted = await sentiment(['infer', '--config', file, '--set', 'ENCODER_QUANTIZE=int8', '--text', 'the movie was great', '--json'], env);
     expect(predicted.code, predicted.stderr).to.equal(0);
