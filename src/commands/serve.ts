@@ -21,7 +21,7 @@ export default class Serve extends SentimentCommand {
     set: setFlag,
     host: Flags.string({ description: 'Address to listen on; 0.0.0.0 (or ::) makes the server reachable from other machines.', default: DEFAULT_SERVE.host }),
     port: Flags.integer({ description: 'Port to listen on; 0 takes any free port (the log says which).', default: DEFAULT_SERVE.port, min: 0, max: 65535 }),
-    'batch-wait-ms': Flags.integer({ description: 'How long a request may wait for others to be predicted with, in milliseconds.', default: DEFAULT_SERVE.maxWaitMs, min: 0, max: 10_000 }),
+    'batch-wait-ms': Flags.integer({ description: 'How long a batch waits for more requests after its first one arrived (or after the previous batch ended), in milliseconds.', default: DEFAULT_SERVE.maxWaitMs, min: 0, max: 10_000 }),
     'max-batch': Flags.integer({ description: 'Most texts predicted together (a request with more texts is predicted alone).', default: DEFAULT_SERVE.maxBatch, min: 1 }),
     'max-queue': Flags.integer({ description: 'Most texts waiting to be predicted; beyond, requests get 503 with Retry-After. Also the most texts one request may send.', default: DEFAULT_SERVE.maxQueue, min: 1 }),
     'body-limit': Flags.integer({ description: 'Largest request body in bytes; larger ones get 413.', default: DEFAULT_SERVE.bodyLimit, min: 1 }),

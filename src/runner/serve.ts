@@ -68,7 +68,7 @@ function fieldOf(instancePath: string): string {
 }
 
 /** Ajv's errors for the /predict body as one message that names the field. */
-export function bodyErrorMessage(errors: SchemaError[], maxTexts: number): string {
+function bodyErrorMessage(errors: SchemaError[], maxTexts: number): string {
   const messages = errors.flatMap((e): string[] => {
     const field = fieldOf(e.instancePath);
     switch (e.keyword) {

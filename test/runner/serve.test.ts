@@ -199,6 +199,27 @@ describe('serve: a real HTTP server over a trained head', function () {
     }
   });
 
+  it('answers 500 without the error or its stack when prediction fails, and logs the stack', async () => {
+    const lines: string[] = [];
+    const failing = await startServer(request, {
+      port: 0,
+      write: (l) => lines.push(l),
+      open: async (req) => {
+        const opened = await openPredictor(req);
+        return { ...opened, predictor: { ...opened.predictor, predict: () => Promise.reject(new Error('engine failed')) } };
+      },
+    });
+    try {
+      await failing.ready;
+      const r = await post(failing, { text: texts[0] });
+      expect(r.status).to.equal(500);
+      expect(await r.json()).to.deep.equal({ error: 'internal error while predicting; see the server log' });
+      expect(lines.join('\n')).to.contain('error in POST /predict: Error: engine failed').and.match(NO_TRACE);
+    } finally {
+      await failing.close();
+    }
+  });
+
   it('fails to start with a clear error when the port is taken or the config was never trained', async () => {
     const port = Number(new URL(server.url).port);
     const taken = await startServer(request, { port, write: () => {} }).catch((e: Error) => e);
