@@ -20,6 +20,9 @@ export interface ServeSettings extends BatcherOptions {
 
 export const DEFAULT_SERVE: ServeSettings = { host: '127.0.0.1', port: 8080, bodyLimit: 1024 * 1024, logFormat: 'text', ...DEFAULT_BATCHER };
 
+/** How long, once every accepted request is answered, connections that clients hold open may stay. */
+const CLOSE_GRACE_MS = 1000;
+
 /** Seconds a client is told to wait (Retry-After) when the queue is full or the model is still loading. */
 const RETRY_AFTER_S = 1;
 
@@ -159,12 +162,22 @@ export async function startServer(
 
   const unavailable = (reply: FastifyReply, message: string) => reply.code(503).header('retry-after', String(RETRY_AFTER_S)).send({ error: message });
 
+  const ms = (elapsed: number) => Math.round(elapsed * 10) / 10;
+  const aborted = new WeakSet<FastifyRequest>();
   app.addHook('onResponse', async (req, reply) => {
-    log.access({ method: req.method, path: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, batch: batchOf.get(req) ?? null });
+    if (!aborted.has(req)) log.access({ method: req.method, path: req.url, status: reply.statusCode, ms: ms(reply.elapsedTime), batch: batchOf.get(req) ?? null });
   });
 
   // Once stopping, a request that arrives on an open connection is not taken: 503 (it may retry elsewhere).
-  app.addHook('onRequest', async (_req, reply) => {
+  app.addHook('onRequest', async (req, reply) => {
+    // A client that closed its connection before its answer was written: logged as 499 (nginx's "client
+    // closed request"); its texts are still predicted with their batch.
+    const started = performance.now();
+    reply.raw.once('close', () => {
+      if (reply.raw.writableFinished) return;
+      aborted.add(req);
+      log.access({ method: req.method, path: req.url, status: 499, ms: ms(performance.now() - started), batch: batchOf.get(req) ?? null });
+    });
     if (stopping) return unavailable(reply, 'the server is stopping');
   });
 
@@ -245,10 +258,17 @@ export async function startServer(
     (closing ??= (async () => {
       stopping = true;
       log.event('stopping', {}, 'stopping: no new requests; answering those already accepted');
-      // What is queued runs at once; app.close() stops accepting and resolves once every request it
-      // accepted has been answered.
-      void batcher?.drain();
-      await app.close();
+      // app.close() stops accepting and resolves once every connection is gone; what is queued runs at once.
+      const closed = app.close();
+      await batcher?.drain();
+      // Every accepted request is answered now. Connections a client still holds open (Node does not
+      // always see them as idle) get CLOSE_GRACE_MS to go, then are closed.
+      app.server.closeIdleConnections();
+      let grace: NodeJS.Timeout | undefined;
+      await Promise.race([closed, new Promise<void>((resolve) => (grace = setTimeout(resolve, CLOSE_GRACE_MS)))]);
+      clearTimeout(grace);
+      app.server.closeAllConnections();
+      await closed;
       await loading.catch(() => {});
       await batcher?.drain();
       await opened?.close();

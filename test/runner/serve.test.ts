@@ -12,8 +12,8 @@ interface Answer {
   label: string;
 }
 
-const post = (server: Server, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
-  fetch(`${server.url}/predict`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+const post = (server: Server, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }, signal?: AbortSignal) =>
+  fetch(`${server.url}/predict`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body), signal });
 
 describe('serve: a real HTTP server over a trained head', function () {
   this.timeout(600_000);
@@ -177,6 +177,17 @@ describe('serve: a real HTTP server over a trained head', function () {
         ['POST', '/predict', 200, 4],
       ]);
       for (const e of entries) expect(e.ms).to.be.a('number');
+    });
+
+    it('logs a request whose client went away before its answer as 499', async () => {
+      lines.length = 0;
+      const controller = new AbortController();
+      const gone = post(small, { text: texts[0] }, { 'content-type': 'application/json' }, controller.signal).catch(() => 'aborted');
+      while (((await (await fetch(`${small.url}/health`)).json()) as { queued: number }).queued < 1);
+      controller.abort();
+      expect(await gone).to.equal('aborted');
+      while (!lines.some((l) => l.includes('"status":499'))) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(JSON.parse(lines.find((l) => l.includes('"status":499'))!)).to.include({ method: 'POST', path: '/predict', status: 499 });
     });
   });
 
