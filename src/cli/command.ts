@@ -18,14 +18,15 @@ export abstract class SentimentCommand extends Command {
   }
 
   /**
-   * Ctrl-C and SIGTERM abort the returned signal, after saying `message`; a second one exits 130 at
-   * once. The command checks `signal.aborted` and exits 130 (`this.exit(130)`) when it has stopped.
+   * Ctrl-C and SIGTERM abort the returned signal, after saying `message` (unless it is null: the command
+   * says it); a second one exits 130 at once. The command checks `signal.aborted` and exits 130
+   * (`this.exit(130)`) when it has stopped.
    */
-  protected interruptible(message: string): { signal: AbortSignal; abort(): void; dispose(): void } {
+  protected interruptible(message: string | null): { signal: AbortSignal; abort(): void; dispose(): void } {
     const controller = new AbortController();
     const onSignal = () => {
       if (controller.signal.aborted) process.exit(130);
-      process.stderr.write(`\ninterrupted: ${message}\n`);
+      if (message !== null) process.stderr.write(`\ninterrupted: ${message}\n`);
       controller.abort(new Error('interrupted'));
     };
     process.on('SIGINT', onSignal);

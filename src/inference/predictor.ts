@@ -19,6 +19,8 @@ export interface Predictor {
   predict(texts: string[]): Promise<Prediction[]>;
   /** The head's logit for TARGET per text, in input order (what metrics such as the loss are computed on). */
   logits(texts: string[]): Promise<number[]>;
+  /** Where the encoder runs (DEVICE as resolved) and its width (values per token). */
+  encoder: { device: string; width: number };
   dispose(): Promise<void>;
 }
 
@@ -63,6 +65,7 @@ export async function createPredictor(options: {
   }
   return {
     logits: logitsOf,
+    encoder: { device: encoder.device, width: encoder.width },
     async predict(texts) {
       return (await logitsOf(texts)).map((logit, i) => {
         const probability = sigmoid(logit);

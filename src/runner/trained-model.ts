@@ -31,6 +31,8 @@ interface ExportedModel {
   experiment: string;
   config: Experiment;
   classes: [string, string];
+  /** When the head was trained (its train entry's time); absent in exports made before it was recorded. */
+  trainedAt?: string;
 }
 
 const EXPORT_MANIFEST = 'sentiment-model.json';
@@ -143,6 +145,8 @@ export async function openPredictor(req: InferRequest) {
   let classes: [string, string];
   let headDir: string;
   let modelBaseDir: string;
+  let experiment: string;
+  let trainedAt: string | null;
   if (req.model) {
     const dir = path.resolve(req.model);
     const manifestFile = path.join(dir, EXPORT_MANIFEST);
@@ -152,14 +156,18 @@ export async function openPredictor(req: InferRequest) {
     classes = exported.classes;
     headDir = dir;
     modelBaseDir = dir;
+    experiment = exported.experiment;
+    trainedAt = exported.trainedAt ?? null;
   } else {
     const found = await trainedEntries(req.config!, req.sets, req.cacheDir, req.stages);
     config = found.config;
     classes = (found.data.manifest.info as { classes: [string, string] }).classes;
     headDir = found.train.dir;
     modelBaseDir = found.modelBaseDir;
+    experiment = found.name;
+    trainedAt = found.train.manifest.createdAt;
   }
-  const { head } = await loadTrainedHead(headDir, config.BACKEND);
+  const { head, info } = await loadTrainedHead(headDir, config.BACKEND);
   const predictor = await createPredictor({ config, modelBaseDir, cacheRoot: path.resolve(req.cacheDir), head, classes });
   return {
     predictor,
@@ -167,6 +175,10 @@ export async function openPredictor(req: InferRequest) {
     config,
     /** The dataset's two classes; the head's label 1 is config.TARGET. */
     classes,
+    /** The experiment's name, the head's settings and training summary (head.json), and when it was trained (null: unknown). */
+    experiment,
+    head: info,
+    trainedAt,
     async close() {
       await predictor.dispose();
       head.dispose();
@@ -227,6 +239,7 @@ export async function exportModel(
     experiment: found.name,
     config: found.config,
     classes: (found.data.manifest.info as { classes: [string, string] }).classes,
+    trainedAt: found.train.manifest.createdAt,
   };
   await writeFile(path.join(dir, EXPORT_MANIFEST), JSON.stringify(manifest, null, 2));
   return { dir, files: [EXPORT_MANIFEST, 'head.safetensors', 'head.json', ...copied] };

@@ -1,0 +1,243 @@
+import { expect } from 'chai';
+import path from 'node:path';
+import { startServer, type Opened, type Server } from '../../src/runner/serve.js';
+import { openPredictor, type InferRequest } from '../../src/runner/trained-model.js';
+import { STAGES } from '../../src/stages/index.js';
+import { makeReviewRows } from '../fixtures/reviews.js';
+import { trainedExperiment } from '../fixtures/trained.js';
+import { NO_TRACE, sentiment, tempDir, writeText } from '../helpers.js';
+
+interface Answer {
+  probability: number;
+  label: string;
+}
+
+const post = (server: Server, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }, signal?: AbortSignal) =>
+  fetch(`${server.url}/predict`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body), signal });
+
+describe('serve: a real HTTP server over a trained head', function () {
+  this.timeout(600_000);
+  let dir: string;
+  let request: InferRequest;
+  let env: Record<string, string>;
+  let file: string;
+  const texts = makeReviewRows(60, 11).map((r) => r.text);
+  /** What `sentiment infer --file` predicts for each text. */
+  const expected = new Map<string, Answer>();
+  let server: Server;
+  const log: string[] = [];
+
+  before(async () => {
+    dir = await tempDir();
+    ({ file, env } = await trainedExperiment(dir));
+    request = { stages: STAGES, config: file, sets: [], cacheDir: env.SENTIMENT_CACHE_DIR };
+    const input = await writeText(path.join(dir, 'texts.txt'), `${texts.join('\n')}\n`);
+    const r = await sentiment(['infer', '--config', file, '--file', input], env);
+    expect(r.code, r.stderr).to.equal(0);
+    for (const row of r.stdout.trim().split('\n').map((l) => JSON.parse(l))) expected.set(row.text, { probability: row.probability, label: row.predicted });
+    server = await startServer(request, { port: 0, maxWaitMs: 20, write: (l) => log.push(l) });
+    await server.ready;
+  });
+  after(() => server?.close());
+
+  function expectInfer(answers: Answer[], sent: string[]): void {
+    expect(answers.map((a) => Object.keys(a))).to.deep.equal(sent.map(() => ['probability', 'label']));
+    expect(answers.map((a) => a.label)).to.deep.equal(sent.map((t) => expected.get(t)!.label));
+    answers.forEach((a, i) => expect(a.probability, sent[i]).to.be.closeTo(expected.get(sent[i])!.probability, 1e-6));
+  }
+
+  it('listens on 127.0.0.1 by default and says it is ready on GET /health', async () => {
+    expect(server.url).to.match(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const r = await fetch(`${server.url}/health`);
+    expect(r.status).to.equal(200);
+    expect(await r.json()).to.deep.equal({ status: 'ok', queued: 0 });
+  });
+
+  it('answers {"text"} with {"probability","label"} and {"texts"} with a list in the same order, as infer does', async () => {
+    const one = await post(server, { text: texts[0] });
+    expect(one.status).to.equal(200);
+    expectInfer([(await one.json()) as Answer], [texts[0]]);
+    const sent = texts.slice(0, 20).reverse();
+    const many = await post(server, { texts: sent });
+    expect(many.status).to.equal(200);
+    expectInfer((await many.json()) as Answer[], sent);
+  });
+
+  it('gives the probability `infer --text` gives, to 1e-6', async () => {
+    const r = await sentiment(['infer', '--config', file, '--text', texts[7], '--json'], env);
+    expect(r.code, r.stderr).to.equal(0);
+    const answer = (await (await post(server, { text: texts[7] })).json()) as Answer;
+    expect(answer.probability).to.be.closeTo(JSON.parse(r.stdout).probability, 1e-6);
+  });
+
+  it('answers 200 concurrent requests, each caller its own texts in its order, in shared batches', async () => {
+    log.length = 0;
+    const sends = Array.from({ length: 200 }, (_, i) => {
+      const k = 1 + (i % 3);
+      return Array.from({ length: k }, (_, j) => texts[(i * 7 + j * 13) % texts.length]);
+    });
+    const answers = await Promise.all(
+      sends.map(async (sent, i) => {
+        const r = await post(server, i % 2 ? { texts: sent } : { text: sent[0] });
+        expect(r.status).to.equal(200);
+        const body = await r.json();
+        return (i % 2 ? body : [body]) as Answer[];
+      }),
+    );
+    answers.forEach((a, i) => expectInfer(a, i % 2 ? sends[i] : [sends[i][0]]));
+    const access = log.filter((l) => l.includes('POST /predict'));
+    expect(access).to.have.length(200);
+    const batches = access.map((l) => Number(/batch=(\d+)/.exec(l)![1]));
+    expect(Math.max(...batches)).to.be.above(3);
+    expect(Math.max(...batches)).to.be.at.most(64);
+  });
+
+  it('answers a malformed or wrongly shaped body with 400 and a message naming the field', async () => {
+    const cases: [unknown, string][] = [
+      ['{"text": ', 'body: not valid JSON'],
+      [[1], 'body: must be a JSON object'],
+      [{}, 'needs "text" (a string) or "texts"'],
+      [{ txt: 'a' }, 'txt: unknown field'],
+      [{ text: 5 }, 'text: must be a string'],
+      [{ text: '  ' }, 'text: must not be empty'],
+      [{ texts: 'a' }, 'texts: must be an array of strings'],
+      [{ texts: [] }, 'texts: must hold at least one text'],
+      [{ texts: ['a', 7] }, 'texts[1]: must be a string'],
+      [{ text: 'a', texts: ['b'] }, 'either "text" or "texts", not both'],
+    ];
+    for (const [body, message] of cases) {
+      const r = await post(server, body);
+      const text = await r.text();
+      expect(r.status, JSON.stringify(body)).to.equal(400);
+      expect(JSON.parse(text).error, JSON.stringify(body)).to.contain(message);
+      expect(text).to.not.match(/\bat \S+:\d+/);
+    }
+    const form = await post(server, 'text=a', { 'content-type': 'application/x-www-form-urlencoded' });
+    expect(form.status).to.equal(415);
+    expect(((await form.json()) as { error: string }).error).to.contain('content-type: application/json');
+    const missing = await fetch(`${server.url}/nope`);
+    expect(missing.status).to.equal(404);
+    expect(((await missing.json()) as { error: string }).error).to.contain('POST /predict');
+  });
+
+  it('GET /model gives the resolved config, classes, encoder, head settings and when it was trained', async () => {
+    const info = (await (await fetch(`${server.url}/model`)).json()) as Record<string, any>;
+    expect(info.experiment).to.equal('exp');
+    expect(info.classes).to.deep.equal(['negative', 'positive']);
+    expect(info.target).to.equal('negative');
+    expect(info.config).to.include({ MAX_LENGTH: 32, HIDDEN_DIM: 8, TARGET: 'negative' });
+    expect(info.encoder).to.include({ max_length: 32, dtype: 'float16', device: 'cpu', width: 32 });
+    expect(info.head).to.include({ hiddenSize: 8, layers: 2, bidirectional: true, backend: 'onnxruntime' });
+    expect(Date.parse(info.trained_at)).to.be.below(Date.now());
+    expect(info.serving).to.deep.equal({ batch_wait_ms: 20, max_batch: 64, max_queue: 1024, body_limit: 1024 * 1024 });
+  });
+
+  describe('limits', () => {
+    let small: Server;
+    const lines: string[] = [];
+    before(async () => {
+      small = await startServer(request, { port: 0, bodyLimit: 2000, maxQueue: 4, maxBatch: 4, maxWaitMs: 10_000, logFormat: 'json', write: (l) => lines.push(l) });
+      await small.ready;
+    });
+    after(() => small?.close());
+
+    it('answers a body over --body-limit with 413, and a text longer than MAX_LENGTH tokens like infer (truncated)', async () => {
+      const big = await post(small, { text: 'good '.repeat(500) });
+      expect(big.status).to.equal(413);
+      expect(((await big.json()) as { error: string }).error).to.contain('larger than the limit of 2000 bytes');
+      const long = `${texts[0]} ${'the plot was good and the cast was great. '.repeat(5)}`;
+      const r = await sentiment(['infer', '--config', file, '--text', long, '--json'], env);
+      expect(r.code, r.stderr).to.equal(0);
+      // A batch waits out --batch-wait-ms (10 s) unless it is full: 4 texts fill it.
+      const answers = (await (await post(small, { texts: [long, long, long, long] })).json()) as Answer[];
+      expect(answers[3].probability).to.be.closeTo(JSON.parse(r.stdout).probability, 1e-6);
+    });
+
+    it('answers 503 with Retry-After when the queue is full, and takes requests again once it has room', async () => {
+      const waiting = post(small, { texts: texts.slice(0, 3) });
+      // /health says when the 3 texts wait (10 s, for a fourth to fill the batch); the queue holds 4.
+      while (((await (await fetch(`${small.url}/health`)).json()) as { queued: number }).queued < 3);
+      const full = await post(small, { texts: texts.slice(3, 5) });
+      expect(full.status).to.equal(503);
+      expect(full.headers.get('retry-after')).to.equal('1');
+      expect(((await full.json()) as { error: string }).error).to.contain('queue is full');
+      const fits = await post(small, { text: texts[3] });
+      expect(fits.status).to.equal(200);
+      expectInfer([(await fits.json()) as Answer], [texts[3]]);
+      expectInfer((await (await waiting).json()) as Answer[], texts.slice(0, 3));
+    });
+
+    it('logs one JSON line per request with --log-format json: method, path, status, ms, batch size', async () => {
+      lines.length = 0;
+      await fetch(`${small.url}/health`);
+      await post(small, { texts: texts.slice(0, 4) });
+      const entries = lines.map((l) => JSON.parse(l));
+      expect(entries.map((e) => [e.method, e.path, e.status, e.batch])).to.deep.equal([
+        ['GET', '/health', 200, null],
+        ['POST', '/predict', 200, 4],
+      ]);
+      for (const e of entries) expect(e.ms).to.be.a('number');
+    });
+
+    it('logs a request whose client went away before its answer as 499', async () => {
+      lines.length = 0;
+      const controller = new AbortController();
+      const gone = post(small, { text: texts[0] }, { 'content-type': 'application/json' }, controller.signal).catch(() => 'aborted');
+      while (((await (await fetch(`${small.url}/health`)).json()) as { queued: number }).queued < 1);
+      controller.abort();
+      expect(await gone).to.equal('aborted');
+      while (!lines.some((l) => l.includes('"status":499'))) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(JSON.parse(lines.find((l) => l.includes('"status":499'))!)).to.include({ method: 'POST', path: '/predict', status: 499 });
+    });
+  });
+
+  it('answers 503 on /health and /predict while the model loads, 200 once it is loaded', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const loading = await startServer(request, { port: 0, write: () => {}, open: async (req): Promise<Opened> => (await held, openPredictor(req)) });
+    try {
+      const health = await fetch(`${loading.url}/health`);
+      expect(health.status).to.equal(503);
+      expect(health.headers.get('retry-after')).to.equal('1');
+      expect((await post(loading, { text: 'x' })).status).to.equal(503);
+      expect((await fetch(`${loading.url}/model`)).status).to.equal(503);
+      release();
+      await loading.ready;
+      expect((await fetch(`${loading.url}/health`)).status).to.equal(200);
+    } finally {
+      release();
+      await loading.close();
+    }
+  });
+
+  it('answers 500 without the error or its stack when prediction fails, and logs the stack', async () => {
+    const lines: string[] = [];
+    const failing = await startServer(request, {
+      port: 0,
+      write: (l) => lines.push(l),
+      open: async (req) => {
+        const opened = await openPredictor(req);
+        return { ...opened, predictor: { ...opened.predictor, predict: () => Promise.reject(new Error('engine failed')) } };
+      },
+    });
+    try {
+      await failing.ready;
+      const r = await post(failing, { text: texts[0] });
+      expect(r.status).to.equal(500);
+      expect(await r.json()).to.deep.equal({ error: 'internal error while predicting; see the server log' });
+      expect(lines.join('\n')).to.contain('error in POST /predict: Error: engine failed').and.match(NO_TRACE);
+    } finally {
+      await failing.close();
+    }
+  });
+
+  it('fails to start with a clear error when the port is taken or the config was never trained', async () => {
+    const port = Number(new URL(server.url).port);
+    const taken = await startServer(request, { port, write: () => {} }).catch((e: Error) => e);
+    expect((taken as Error).message).to.contain(`--port ${port}: the address 127.0.0.1:${port} is already in use`);
+    const untrained = await startServer({ ...request, sets: ['HIDDEN_DIM=3'] }, { port: 0, write: () => {} });
+    const error = await untrained.closed.then(() => undefined, (e: Error) => e);
+    expect(error?.message).to.contain('no trained head for this config');
+    expect(error?.message ?? '').to.not.match(NO_TRACE);
+  });
+});
