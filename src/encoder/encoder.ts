@@ -1,5 +1,6 @@
 // The frozen BERT encoder: transformers.js on onnxruntime-node, device selection, and length-aware
 // batching. Used by the encode stage (features for training) and by inference (features for new texts).
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError, messageOf } from '../core/errors.js';
@@ -12,6 +13,11 @@ export type EncoderDevice = Exclude<DeviceSetting, 'auto'>;
 
 /** Files of a model folder the encoder reads (for resolveModelFolder and fingerprints). */
 export const ENCODER_FILES = { required: ['config.json', 'onnx/model.onnx'], optional: ['onnx/model.onnx_data'] };
+
+/** The encoder files a model folder holds (absolute paths): what its fingerprint covers. */
+export function encoderFiles(dir: string): string[] {
+  return [...ENCODER_FILES.required, ...ENCODER_FILES.optional].map((f) => path.join(dir, f)).filter((f) => existsSync(f));
+}
 
 export interface EncoderOptions {
   device: DeviceSetting;

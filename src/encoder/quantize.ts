@@ -5,8 +5,7 @@
 // column (symmetric, zero point 0), adding the following bias Add when there is one. The rest of the graph
 // stays float32. The model's other bytes are copied as they are (see wireFields), so fields this file does
 // not describe survive.
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile, copyFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Cache } from '../core/cache.js';
 import { UserError, messageOf } from '../core/errors.js';
@@ -14,7 +13,7 @@ import { formatBytes } from '../core/format.js';
 import { fingerprintFiles } from '../core/fingerprint.js';
 import { OnnxDataType, lengthDelimited, onnxProto, wireFields, type WireField } from '../core/onnx-proto.js';
 import type { Experiment } from '../config/experiment.js';
-import { ENCODER_FILES } from './encoder.js';
+import { encoderFiles } from './encoder.js';
 
 export type QuantizeSetting = Experiment['ENCODER_QUANTIZE'];
 
@@ -63,9 +62,16 @@ async function floatsOf(t: Tensor, modelDir: string | undefined): Promise<Float3
     const entry = (k: string) => t.external_data?.find((e) => e.key === k)?.value;
     const location = entry('location');
     if (!location || !modelDir) throw new Error(`initializer ${t.name}: external data without a location`);
-    const bytes = await readFile(path.join(modelDir, location));
-    const offset = Number(entry('offset') ?? 0);
-    return new Float32Array(Uint8Array.from(bytes.subarray(offset, offset + count * 4)).buffer);
+    // Only this tensor's bytes: one external file usually holds every weight of the model.
+    const values = new Float32Array(count);
+    const handle = await open(path.join(modelDir, location));
+    try {
+      const { bytesRead } = await handle.read(new Uint8Array(values.buffer), 0, count * 4, Number(entry('offset') ?? 0));
+      if (bytesRead !== count * 4) throw new Error(`initializer ${t.name}: ${location} ends after ${bytesRead} of its ${count * 4} bytes`);
+    } finally {
+      await handle.close();
+    }
+    return values;
   }
   if (t.raw_data && t.raw_data.length > 0) {
     if (t.raw_data.length !== count * 4) throw new Error(`initializer ${t.name}: ${t.raw_data.length} bytes for ${count} floats`);
@@ -103,12 +109,16 @@ export async function quantizeModel(model: Uint8Array, modelDir?: string): Promi
   // What the graph holds: its nodes (decoded for their op, inputs and outputs), initializers, outputs.
   const nodes = graph.filter((f) => f.field === 1).map((f) => ({ field: f, node: NodeProto.toObject(NodeProto.decode(f.value), { longs: Number, defaults: true }) as Node }));
   const initializers = new Map<string, { field: WireField; tensor: Tensor }>();
+  const initializerAt = new Map<WireField, string>();
   for (const f of graph.filter((g) => g.field === 5)) {
     const tensor = TensorProto.toObject(TensorProto.decode(f.value), { longs: Number, defaults: true }) as Tensor;
     initializers.set(tensor.name, { field: f, tensor });
+    initializerAt.set(f, tensor.name);
   }
   const ValueInfoProto = onnxProto('ValueInfoProto');
-  const graphOutputs = new Set(graph.filter((f) => f.field === 12).map((f) => (ValueInfoProto.decode(f.value) as unknown as { name: string }).name));
+  const valueName = (f: WireField) => (ValueInfoProto.decode(f.value) as unknown as { name: string }).name;
+  const graphInputs = graph.filter((f) => f.field === 11).map(valueName);
+  const graphOutputs = new Set(graph.filter((f) => f.field === 12).map(valueName));
   const consumers = new Map<string, Node[]>();
   for (const { node } of nodes) for (const input of node.input) consumers.set(input, [...(consumers.get(input) ?? []), node]);
 
@@ -207,7 +217,7 @@ export async function quantizeModel(model: Uint8Array, modelDir?: string): Promi
   // What the float weights leave behind: the Identity and Transpose nodes that fed only replaced MatMuls
   // go, and so do the float initializers no remaining node reads. Not when the graph has subgraphs,
   // whose nodes (not decoded here) may read an initializer of this graph by name.
-  const graphValues = new Set(graph.filter((g) => g.field === 11 || g.field === 12).map((f) => (ValueInfoProto.decode(f.value) as unknown as { name: string }).name));
+  const graphValues = new Set([...graphInputs, ...graphOutputs]);
   const hasSubgraphs = nodes.some(({ node }) => ['If', 'Loop', 'Scan'].includes(node.op_type));
   const dropped = new Set<Node>(folded);
   const used = new Set<string>(graphValues);
@@ -234,7 +244,7 @@ export async function quantizeModel(model: Uint8Array, modelDir?: string): Promi
       const replacement = replaced.get(node);
       parts.push(replacement ? lengthDelimited(1, NodeProto.encode(NodeProto.fromObject(replacement)).finish()) : f.bytes);
     } else if (f.field === 5) {
-      const name = [...initializers.values()].find((i) => i.field === f)!.tensor.name;
+      const name = initializerAt.get(f)!;
       if (weightSources.has(name) && !used.has(name) && !hasSubgraphs) continue;
       parts.push(f.bytes);
     } else {
@@ -263,8 +273,7 @@ export async function quantizedEncoder(
   log: (message: string) => void = () => {},
 ): Promise<{ dir: string; produced: boolean; report?: QuantizeReport }> {
   if (setting === 'none') return { dir, produced: false };
-  const files = [...ENCODER_FILES.required, ...ENCODER_FILES.optional].map((f) => path.join(dir, f)).filter((f) => existsSync(f));
-  const fingerprints = await fingerprintFiles(files, dir, path.join(cacheRoot, 'fingerprints.json'));
+  const fingerprints = await fingerprintFiles(encoderFiles(dir), dir, path.join(cacheRoot, 'fingerprints.json'));
   const cache = new Cache(cacheRoot, { warn: (m) => log(`warning: ${m}`) });
   let report: QuantizeReport | undefined;
   const entry = await cache.compute(

@@ -1,10 +1,9 @@
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ArrowFileWriter, int32Column, int8Column, readArrowBatches, utf8Column } from '../core/arrow.js';
 import { resolveModelFolder } from '../core/model-files.js';
 import type { Experiment } from '../config/experiment.js';
 import type { KeyContext, Progress, Sources, Stage } from './stage.js';
-import { ENCODER_FILES, loadEncoder, planBatches, type BatchOptions, type Encoder } from '../encoder/encoder.js';
+import { ENCODER_FILES, encoderFiles, loadEncoder, planBatches, type BatchOptions, type Encoder } from '../encoder/encoder.js';
 import { float32ArrayToFloat16 } from '../core/float16.js';
 import { TOKENS_FILE } from './tokenize.js';
 import { QUANTIZER_VERSION, quantizedEncoder, type QuantizeSetting } from '../encoder/quantize.js';
@@ -144,8 +143,7 @@ export interface EncodeInfo {
 /** The encoder files' fingerprints (their content, not their place). */
 export async function encoderInputs(ctx: Omit<KeyContext<unknown>, 'reads'>) {
   const folder = await encoderFolder(ctx.sources);
-  const files = [...ENCODER_FILES.required, ...ENCODER_FILES.optional].map((f) => path.join(folder.dir, f)).filter((f) => existsSync(f));
-  return { encoder: await ctx.fingerprint(files, folder.dir) };
+  return { encoder: await ctx.fingerprint(encoderFiles(folder.dir), folder.dir) };
 }
 
 export const encodeStage: Stage<'encode', ReturnType<typeof encoderReads>, 'tokenize'> = {
