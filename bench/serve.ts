@@ -1,6 +1,7 @@
 // `sentiment serve` under load (autocannon) next to `sentiment infer --file` on the same IMDB reviews, in
 // the same run, alternately: for each concurrency (1, 16, 64) infer --file's texts/s, then the server's
-// requests/s (one review per request, so texts/s too), p50/p99 latency and peak RSS. Every answer is
+// requests/s (one review per request, so texts/s too), p50/p99 latency and peak RSS, then infer --file
+// again; the ratio is against the mean of the two infer --file runs around it. Every answer is
 // checked against infer --file's. Then p50/p99 at concurrency 1 for one 20-word text, and SIGTERM in the
 // middle of a concurrency-64 run: every request the server accepted must get a whole response.
 // The model: imdb-bigru.yaml on 1,000 IMDB reviews with ../shared/models/imdb-bert-tiny (MAX_LENGTH 128,
@@ -146,20 +147,28 @@ const answerChecker = (probabilities: number[]) => (i: number, body: string) => 
 const runs: Record<string, unknown>[] = [];
 let reference: number[] | undefined;
 let worstDiff = 0;
-for (const connections of CONCURRENCY) {
+const inferChecked = () => {
   const infer = inferFile();
   if (reference) infer.probabilities.forEach((p, i) => (worstDiff = Math.max(worstDiff, Math.abs(p - reference![i]))));
   reference ??= infer.probabilities;
+  return infer.texts_per_s;
+};
+for (const connections of CONCURRENCY) {
+  const before = inferChecked();
   const server = await startServer();
   try {
-    const r = await load(server, { connections, duration: DURATION, text: (i) => texts[i % texts.length], check: answerChecker(reference) });
+    const r = await load(server, { connections, duration: DURATION, text: (i) => texts[i % texts.length], check: answerChecker(reference!) });
     const rps = r.result.requests.average;
+    server.child.kill('SIGTERM');
+    await server.exited;
+    const after = inferChecked();
+    const inferMean = (before + after) / 2;
     runs.push({
       concurrency: connections,
-      infer_file_texts_per_s: infer.texts_per_s,
+      infer_file_texts_per_s: [before, after],
       serve_requests_per_s: Math.round(rps),
       serve_texts_per_s: Math.round(rps),
-      serve_vs_infer: +(rps / infer.texts_per_s).toFixed(2),
+      serve_vs_infer: +(rps / inferMean).toFixed(2),
       latency_ms_p50: r.result.latency.p50,
       latency_ms_p99: r.result.latency.p99,
       requests: r.result.requests.total,

@@ -6,7 +6,7 @@ export default class Serve extends SentimentCommand {
   static override summary = 'Serve a trained head over HTTP: POST /predict, GET /health, GET /model.';
   static override description = [
     'POST /predict takes {"text": "..."} and answers {"probability","label"} (the probability of TARGET), or {"texts": [...]} and answers a list in the same order; the predictions are those of `sentiment infer`.',
-    'Requests that arrive within --batch-wait-ms of each other are predicted together, up to --max-batch texts; when --max-queue texts already wait, requests get 503 with Retry-After.',
+    'Requests that arrive within --batch-wait-ms of each other are predicted together, up to --max-batch texts (a batch starts sooner when it is full, or when the clients the previous batch answered are back); when --max-queue texts already wait, requests get 503 with Retry-After.',
     'GET /health answers 200 once the model is loaded (503 before); GET /model gives the resolved config, classes, encoder and head settings, and when the head was trained.',
     'Each request is logged on stderr (method, path, status, ms, batch size). Ctrl-C or SIGTERM stops accepting, answers the requests already accepted and exits 0.',
   ].join('\n\n');
@@ -21,7 +21,7 @@ export default class Serve extends SentimentCommand {
     set: setFlag,
     host: Flags.string({ description: 'Address to listen on; 0.0.0.0 (or ::) makes the server reachable from other machines.', default: DEFAULT_SERVE.host }),
     port: Flags.integer({ description: 'Port to listen on; 0 takes any free port (the log says which).', default: DEFAULT_SERVE.port, min: 0, max: 65535 }),
-    'batch-wait-ms': Flags.integer({ description: 'How long a batch waits for more requests after its first one arrived (or after the previous batch ended), in milliseconds.', default: DEFAULT_SERVE.maxWaitMs, min: 0, max: 10_000 }),
+    'batch-wait-ms': Flags.integer({ description: 'The longest a batch waits for more requests after its first one arrived (or after the previous batch ended), in milliseconds; it starts sooner when --max-batch texts wait, or when as many requests wait as the previous batch answered plus those already waiting when it ended.', default: DEFAULT_SERVE.maxWaitMs, min: 0, max: 10_000 }),
     'max-batch': Flags.integer({ description: 'Most texts predicted together (a request with more texts is predicted alone).', default: DEFAULT_SERVE.maxBatch, min: 1 }),
     'max-queue': Flags.integer({ description: 'Most texts waiting to be predicted; beyond, requests get 503 with Retry-After. Also the most texts one request may send.', default: DEFAULT_SERVE.maxQueue, min: 1 }),
     'body-limit': Flags.integer({ description: 'Largest request body in bytes; larger ones get 413.', default: DEFAULT_SERVE.bodyLimit, min: 1 }),

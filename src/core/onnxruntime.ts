@@ -81,6 +81,11 @@ export interface SessionOptionsRequest {
   threads?: number;
   /** The GRU kernel's per-node trace: `<prefix>_<time>.json` (see InferenceSession.endProfiling). */
   profileFilePrefix?: string;
+  /**
+   * Whether idle intra-op threads spin before they sleep (ONNX Runtime's default, true). A server turns it
+   * off: between batches its cores are needed by the HTTP side, which spinning threads would take.
+   */
+  allowSpinning?: boolean;
 }
 
 /**
@@ -90,7 +95,11 @@ export interface SessionOptionsRequest {
  */
 export function sessionOptions(user: OrtUser, request: SessionOptionsRequest = {}): OrtSessionOptions {
   const threads = request.threads ?? intraOpThreads(user);
-  const common: OrtSessionOptions = { graphOptimizationLevel: 'all', ...(threads !== undefined && { intraOpNumThreads: threads }) };
+  const common: OrtSessionOptions = {
+    graphOptimizationLevel: 'all',
+    ...(threads !== undefined && { intraOpNumThreads: threads }),
+    ...(request.allowSpinning === false && { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
+  };
   if (user === 'encoder') return common;
   return {
     ...common,

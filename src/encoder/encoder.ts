@@ -25,6 +25,8 @@ export interface EncoderOptions {
   log?: (message: string) => void;
   /** ONNX Runtime intra-op threads; default: src/core/onnxruntime.ts's policy (SENTIMENT_THREADS, else ONNX Runtime's default, one per physical core). */
   threads?: number;
+  /** Whether ONNX Runtime's idle threads spin (default true); see SessionOptionsRequest. */
+  allowSpinning?: boolean;
 }
 
 /** One padded batch's output: `data` is [rows, seq, hidden] float32, padding included. */
@@ -65,7 +67,7 @@ export async function loadEncoder(dir: string, options: EncoderOptions): Promise
   const log = options.log ?? (() => {});
   const { AutoModel, Tensor } = await loadTransformers();
   // transformers.js picks the execution provider from `device`; the rest are src/core/onnxruntime.ts's.
-  const session_options = sessionOptions('encoder', { threads: options.threads || intraOpThreads('encoder') });
+  const session_options = sessionOptions('encoder', { threads: options.threads || intraOpThreads('encoder'), allowSpinning: options.allowSpinning });
   const load = (device: EncoderDevice) => AutoModel.from_pretrained(absDir, { dtype: 'fp32', device, session_options });
 
   const providers = onnxruntimeProviders();

@@ -2,13 +2,17 @@ import type { Prediction, Predictor } from './predictor.js';
 
 /**
  * Micro-batching over a Predictor, for a server: callers submit their texts; what arrives within
- * `maxWaitMs` of the oldest waiting caller, or of the end of the previous batch when that is later (or
- * as soon as `maxBatch` texts wait), goes through one `predictor.predict` call, which sorts by length for the encoder and the head, and each caller gets
- * its own predictions back in its own order. One batch runs at a time; the queue is bounded in texts.
+ * `maxWaitMs` of the oldest waiting caller, or of the end of the previous batch when that is later, goes
+ * through one `predictor.predict` call, which sorts by length for the encoder and the head, and each
+ * caller gets its own predictions back in its own order. A batch starts sooner when `maxBatch` texts
+ * wait, or once every caller the previous batch answered is back beside those that were already
+ * waiting when it ended: clients that send their next request as soon as they are answered then make one
+ * full batch instead of two halves in turn, and waiting longer would only add latency. One batch runs
+ * at a time; the queue is bounded in texts.
  */
 
 export interface BatcherOptions {
-  /** How long a batch waits for more callers after its oldest one arrived (or after the previous batch ended), in ms. */
+  /** The longest a batch waits for more callers after its oldest one arrived (or after the previous batch ended), in ms. */
   maxWaitMs: number;
   /** Most texts in one batch (a caller's texts are never split, so a larger caller runs alone). */
   maxBatch: number;
@@ -16,7 +20,7 @@ export interface BatcherOptions {
   maxQueue: number;
 }
 
-export const DEFAULT_BATCHER: BatcherOptions = { maxWaitMs: 5, maxBatch: 64, maxQueue: 1024 };
+export const DEFAULT_BATCHER: BatcherOptions = { maxWaitMs: 20, maxBatch: 64, maxQueue: 1024 };
 
 /** A caller refused because the queue is full: retry later. */
 export class QueueFullError extends Error {
@@ -59,6 +63,8 @@ export function createBatcher(predictor: Pick<Predictor, 'predict'>, options: Pa
   let running = false;
   let draining = false;
   let lastEnd = -Infinity;
+  /** Callers expected after a batch: those waiting when it ended plus those it answered (0: none expected). */
+  let expected = 0;
   let timer: NodeJS.Timeout | undefined;
   let idle: (() => void)[] = [];
 
@@ -69,7 +75,7 @@ export function createBatcher(predictor: Pick<Predictor, 'predict'>, options: Pa
       idle = [];
       return;
     }
-    if (queued >= maxBatch || draining) {
+    if (queued >= maxBatch || draining || (expected > 0 && waiting.length >= expected)) {
       start();
       return;
     }
@@ -106,6 +112,7 @@ export function createBatcher(predictor: Pick<Predictor, 'predict'>, options: Pa
       .finally(() => {
         running = false;
         lastEnd = performance.now();
+        expected = waiting.length + jobs.length;
         schedule();
       });
   }

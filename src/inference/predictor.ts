@@ -37,6 +37,8 @@ export async function createPredictor(options: {
   /** The dataset's two classes; labels name TARGET or the other one. */
   classes: [string, string];
   batchSize?: number;
+  /** Whether the encoder's ONNX Runtime threads spin when idle (default true); a server turns it off. */
+  allowSpinning?: boolean;
 }): Promise<Predictor> {
   const { config, head } = options;
   const folder = await resolveModelFolder(config.MODEL, options.modelBaseDir, options.cacheRoot, {
@@ -46,7 +48,7 @@ export async function createPredictor(options: {
   const tokenizer: TextTokenizer = await loadTokenizer(folder.dir, config.MAX_LENGTH);
   // The encoder the features were computed with in training: MODEL's, or its quantized copy in the cache.
   const encoderDir = (await quantizedEncoder(folder.dir, config.ENCODER_QUANTIZE ?? 'none', options.cacheRoot)).dir;
-  const encoder: Encoder = await loadEncoder(encoderDir, { device: config.DEVICE });
+  const encoder: Encoder = await loadEncoder(encoderDir, { device: config.DEVICE, allowSpinning: options.allowSpinning });
   const other = options.classes.find((c) => c !== config.TARGET) ?? `not ${config.TARGET}`;
   const batchSize = options.batchSize ?? 128;
   async function logitsOf(texts: string[]): Promise<number[]> {

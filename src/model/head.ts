@@ -154,10 +154,18 @@ interface ForwardPass {
  * (as a packed sequence), the top layer's final forward and backward states concatenated, dropout,
  * nn.Linear to one logit, BCE-with-logits, torch.optim.Adam.
  */
-export async function createHead(settings: HeadSettings, options: { backend?: BackendSetting; kernel?: GruKernel | GruLayerKernel } = {}): Promise<Head> {
+export async function createHead(
+  settings: HeadSettings,
+  options: {
+    backend?: BackendSetting;
+    kernel?: GruKernel | GruLayerKernel;
+    /** For the default onnxruntime kernel: whether its idle threads spin (default true). */
+    allowSpinning?: boolean;
+  } = {},
+): Promise<Head> {
   checkSettings(settings);
   const selected = await selectBackend(options.backend ?? 'auto');
-  const kernel = options.kernel ?? defaultKernel(selected);
+  const kernel = options.kernel ?? defaultKernel(selected, options.allowSpinning);
   return new GruHead({ ...settings }, selected.name, selected.description, 'layout' in kernel ? kernel : directionLayers(kernel));
 }
 
@@ -166,8 +174,8 @@ export async function createHead(settings: HeadSettings, options: { backend?: Ba
  * step); a tfjs backend runs tfjs's kernels. The engine alone decides, so the train key (which holds
  * the resolved engine) covers the arithmetic.
  */
-function defaultKernel(selected: SelectedBackend): GruKernel | GruLayerKernel {
-  return selected.name === 'onnxruntime' ? createOrtGruKernel() : createTfjsGruKernel(selected.tf, selected.tfBackend);
+function defaultKernel(selected: SelectedBackend, allowSpinning?: boolean): GruKernel | GruLayerKernel {
+  return selected.name === 'onnxruntime' ? createOrtGruKernel({ allowSpinning }) : createTfjsGruKernel(selected.tf, selected.tfBackend);
 }
 
 class GruHead implements Head {

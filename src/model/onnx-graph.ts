@@ -1,6 +1,6 @@
 /**
  * A small writer for ONNX models (ModelProto), enough for the GRU kernel's graphs: nodes with int,
- * ints, float and subgraph attributes, int64 constants, and typed inputs and outputs with fixed or
+ * ints, float, string and subgraph attributes, int64 constants, and typed inputs and outputs with fixed or
  * symbolic dims. Field numbers are onnx/onnx.proto's. Hand-written rather than through protobufjs,
  * which is only a devDependency here, and because these graphs are a few hundred bytes.
  */
@@ -22,7 +22,7 @@ const fieldVarint = (field: number, value: number | bigint): number[] => [...var
 const fieldBytes = (field: number, bytes: ArrayLike<number>): number[] => [...varint((field << 3) | 2), ...varint(bytes.length), ...Array.from(bytes)];
 const fieldString = (field: number, s: string): number[] => fieldBytes(field, utf8.encode(s));
 
-export const TensorType = { float: 1, int64: 7, bool: 9 } as const;
+export const TensorType = { float: 1, int32: 6, int64: 7, bool: 9 } as const;
 export type ElementType = keyof typeof TensorType;
 
 /** A dimension: a size, a symbolic name, or null for unknown. */
@@ -35,13 +35,14 @@ function valueInfo(name: string, type: ElementType, dims?: Dim[]): number[] {
   return [...fieldString(1, name), ...fieldBytes(2, fieldBytes(1, tensorType))];
 }
 
-export type Attribute = number | number[] | { float: number } | Graph;
+export type Attribute = number | number[] | string | { float: number } | Graph;
 
-const ATTR = { float: 1, int: 2, graph: 5, ints: 7 } as const;
+const ATTR = { float: 1, int: 2, string: 3, graph: 5, ints: 7 } as const;
 
 function attribute(name: string, value: Attribute): number[] {
   const head = fieldString(1, name);
   if (typeof value === 'number') return [...head, ...fieldVarint(3, value), ...fieldVarint(20, ATTR.int)];
+  if (typeof value === 'string') return [...head, ...fieldString(4, value), ...fieldVarint(20, ATTR.string)];
   if (Array.isArray(value)) return [...head, ...value.flatMap((v) => fieldVarint(8, v)), ...fieldVarint(20, ATTR.ints)];
   if (value instanceof Graph) return [...head, ...fieldBytes(6, value.encode()), ...fieldVarint(20, ATTR.graph)];
   const f = new Uint8Array(new Float32Array([value.float]).buffer);

@@ -316,6 +316,54 @@ export function gruPredictModel(o: Omit<NetworkGraphOptions, 'dropout' | 'inputG
 }
 
 /**
+ * Evaluation on ONNX's own `GRU` operator instead of a Scan: ONNX Runtime's fused kernel runs the time
+ * loop in C++, where a Scan pays per step for a subgraph call, which dominates a forward pass (it has no
+ * backward, so training keeps the Scan graphs). Inputs X [B, T, In], Lengths [B] (int32, each in 0..T),
+ * the weights as gruPredictModel's, OutW, OutB; output Logits [B]. linear_before_reset = 1 is PyTorch's
+ * n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)); ONNX orders the gate blocks z, r, n where PyTorch has
+ * r, z, n, so each weight's rows are gathered into ONNX's order in the graph (a copy per run, negligible
+ * next to the GEMMs). With sequence_lens the reverse direction starts at each row's last real step, as
+ * a packed sequence does, and Y_h holds each direction's final state.
+ */
+export function gruFusedPredictModel(o: Omit<NetworkGraphOptions, 'dropout' | 'inputGrad'>): Uint8Array {
+  const g = new Graph('predict');
+  const H = o.hidden;
+  const F = o.directions * H;
+  const X = g.input('X', 'float', ['B', 'T', o.input]);
+  const lengths = g.input('Lengths', 'int32', ['B']);
+  const outW = g.input('OutW', 'float', [1, F]);
+  const outB = g.input('OutB', 'float', [1]);
+  const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+  const onnxGateOrder = g.int64s([...range(H, 2 * H), ...range(0, H), ...range(2 * H, 3 * H)]);
+  const axis0 = g.int64s([0]);
+  /** Both directions' tensors stacked on a new first axis, gate blocks reordered along `gateAxis`. */
+  const stacked = (names: string[], gateAxis: number) => {
+    const t = names.length === 1 ? g.op1('Unsqueeze', [names[0], axis0]) : g.op1('Concat', names.map((n) => g.op1('Unsqueeze', [n, axis0])), { axis: 0 });
+    return g.op1('Gather', [t, onnxGateOrder], { axis: gateAxis });
+  };
+  let input = g.op1('Transpose', [X], { perm: [1, 0, 2] });
+  let last = '';
+  for (let l = 0; l < o.layers; l++) {
+    const In = l === 0 ? o.input : F;
+    const w = Array.from({ length: o.directions }, (_, d) => {
+      const n = weightNames(d, layerPrefix(l));
+      return { Wih: g.input(n.Wih, 'float', [3 * H, In]), Whh: g.input(n.Whh, 'float', [3 * H, H]), Bih: g.input(n.Bih, 'float', [3 * H]), Bhh: g.input(n.Bhh, 'float', [3 * H]) };
+    });
+    const W = stacked(w.map((d) => d.Wih), 1);
+    const R = stacked(w.map((d) => d.Whh), 1);
+    const B = g.op1('Concat', [stacked(w.map((d) => d.Bih), 1), stacked(w.map((d) => d.Bhh), 1)], { axis: 1 });
+    const top = l === o.layers - 1;
+    const [Y, Yh] = g.op('GRU', [input, W, R, B, lengths], { hidden_size: H, linear_before_reset: 1, direction: o.directions === 2 ? 'bidirectional' : 'forward' }, top ? ['', `${layerPrefix(l)}Yh`] : [`${layerPrefix(l)}Y`, '']);
+    // Y [T, D, B, H] → [T, B, D·H], the next layer's input; Y_h [D, B, H] → [B, D·H], the features.
+    if (top) last = g.op1('Reshape', [g.op1('Transpose', [Yh], { perm: [1, 0, 2] }), g.int64s([0, -1])]);
+    else input = g.op1('Reshape', [g.op1('Transpose', [Y], { perm: [0, 2, 1, 3] }), g.int64s([0, 0, -1])]);
+  }
+  g.op1('Reshape', [g.op1('Gemm', [last, outW, outB], { transB: 1 }), g.int64s([-1])], {}, 'Logits');
+  g.output('Logits', 'float', ['B']);
+  return encodeModel(g);
+}
+
+/**
  * What both whole-network graphs share: inputs X, M, H0, OutW, OutB (and with dropout l{l}.XMask,
  * FeatMask), every layer's forward, and the linear layer, whose output is the graph output Logits [B].
  */
@@ -402,18 +450,23 @@ export interface OrtKernelOptions {
   profile?: OrtKernelProfile;
   /** Writes ONNX Runtime's per-node trace of each session to `<prefix>-<session>_<time>.json` (see endTraces). */
   traceFilePrefix?: string;
+  /** How predict runs the GRU: ONNX's fused GRU operator (default) or the Scan graph training uses. */
+  predictGraph?: 'fused' | 'scan';
+  /** Whether ONNX Runtime's idle threads spin (default true); see SessionOptionsRequest. */
+  allowSpinning?: boolean;
 }
 
 /** The layer kernel on onnxruntime-node's CPU provider; a session per graph variant, made on first use. */
 export function createOrtGruKernel(options: OrtKernelOptions = {}): GruLayerKernel {
   const ort = onnxruntime();
   const threads = options.threads ?? ortKernelThreads();
+  const predictGraph = options.predictGraph ?? 'fused';
   const sessions = new Map<string, Promise<Ort.InferenceSession>>();
   const session = (key: string, model: () => Uint8Array): Promise<Ort.InferenceSession> => {
     let s = sessions.get(key);
     if (!s) {
       // Session options (CPU provider, memory patterns off) come from src/core/onnxruntime.ts.
-      s = createSession(model(), 'gru-kernel', { threads, profileFilePrefix: options.traceFilePrefix && `${options.traceFilePrefix}-${key}` });
+      s = createSession(model(), 'gru-kernel', { threads, allowSpinning: options.allowSpinning, profileFilePrefix: options.traceFilePrefix && `${options.traceFilePrefix}-${key}` });
       sessions.set(key, s);
     }
     return s;
@@ -463,7 +516,14 @@ export function createOrtGruKernel(options: OrtKernelOptions = {}): GruLayerKern
 
     async predict(batch, shape, weights, out): Promise<Float32Array> {
       const { input: In, hidden: H, directions: D, layers: L } = shape;
-      const s = await session(`p${In}:${H}:${L}:${D}`, () => gruPredictModel({ input: In, hidden: H, layers: L, directions: D }));
+      const o = { input: In, hidden: H, layers: L, directions: D };
+      if (predictGraph === 'fused') {
+        const s = await session(`q${In}:${H}:${L}:${D}`, () => gruFusedPredictModel(o));
+        const { X, OutW, OutB, M: _m, H0: _h, ...gru } = networkFeeds(batch, shape, weights, out);
+        const result = await run('network', s, { X, OutW, OutB, ...gru, Lengths: new ort.Tensor('int32', batch.lengths, [batch.lengths.length]) });
+        return result.Logits.data as Float32Array;
+      }
+      const s = await session(`p${In}:${H}:${L}:${D}`, () => gruPredictModel(o));
       const result = await run('network', s, networkFeeds(batch, shape, weights, out));
       return result.Logits.data as Float32Array;
     },

@@ -20,6 +20,9 @@ export interface ServeSettings extends BatcherOptions {
 
 export const DEFAULT_SERVE: ServeSettings = { host: '127.0.0.1', port: 8080, bodyLimit: 1024 * 1024, logFormat: 'text', ...DEFAULT_BATCHER };
 
+/** What the server predicts once before it says it is ready. */
+const WARM_UP_TEXT = 'A first prediction, made before the server is ready.';
+
 /** How long, once every accepted request is answered, connections that clients hold open may stay. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -247,7 +250,11 @@ export async function startServer(
 
   const loading = (async () => {
     const started = performance.now();
-    opened = await open(request);
+    // ONNX Runtime's idle threads do not spin here: between batches the cores parse and answer requests.
+    opened = await open({ ...request, allowSpinning: false });
+    // One prediction before ready: the head's session is made on its first batch, and first runs
+    // allocate; the first client should not wait for that.
+    await opened.predictor.predict([WARM_UP_TEXT]);
     batcher = createBatcher(opened.predictor, settings);
     const seconds = (performance.now() - started) / 1000;
     log.event('ready', { url, experiment: opened.experiment, seconds: +seconds.toFixed(1) }, `ready: ${opened.experiment} (loaded in ${seconds.toFixed(1)}s); POST ${url}/predict`);

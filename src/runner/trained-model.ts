@@ -23,6 +23,8 @@ export interface InferRequest {
   model?: string;
   sets: string[];
   cacheDir: string;
+  /** Whether ONNX Runtime's idle threads spin (default true); `serve` turns it off (see SessionOptionsRequest). */
+  allowSpinning?: boolean;
 }
 
 /** What `sentiment export` writes next to head.safetensors, head.json and encoder/. */
@@ -167,8 +169,8 @@ export async function openPredictor(req: InferRequest) {
     experiment = found.name;
     trainedAt = found.train.manifest.createdAt;
   }
-  const { head, info } = await loadTrainedHead(headDir, config.BACKEND);
-  const predictor = await createPredictor({ config, modelBaseDir, cacheRoot: path.resolve(req.cacheDir), head, classes });
+  const { head, info } = await loadTrainedHead(headDir, config.BACKEND, { allowSpinning: req.allowSpinning });
+  const predictor = await createPredictor({ config, modelBaseDir, cacheRoot: path.resolve(req.cacheDir), head, classes, allowSpinning: req.allowSpinning });
   return {
     predictor,
     /** The resolved config the head was trained with (its DATASET says how that dataset's labels were read). */

@@ -50,9 +50,9 @@ export async function evaluateSplit(head: Head, featuresFile: string, split: str
  * Rebuilds a trained head from a folder holding head.json and head.safetensors (a train entry, or an
  * export), on `backend`, or by default on the engine it was trained on (which its train key holds).
  */
-export async function loadTrainedHead(dir: string, backend?: Experiment['BACKEND']): Promise<{ head: Head; info: HeadInfo }> {
+export async function loadTrainedHead(dir: string, backend?: Experiment['BACKEND'], options: { allowSpinning?: boolean } = {}): Promise<{ head: Head; info: HeadInfo }> {
   const info = await readEntryJson<HeadInfo>(path.join(dir, HEAD_INFO_FILE));
-  const head = await createHead(info.settings, { backend: backend ?? (info.backend as Experiment['BACKEND']) });
+  const head = await createHead(info.settings, { backend: backend ?? (info.backend as Experiment['BACKEND']), allowSpinning: options.allowSpinning });
   const { tensors } = await readSafetensors(path.join(dir, HEAD_FILE));
   head.setWeights(tensors);
   return { head, info };

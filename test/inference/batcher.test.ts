@@ -75,6 +75,27 @@ describe('micro-batcher over a real predictor', function () {
     (await Promise.all(callers)).forEach((a, i) => expectSame(a.predictions, [alone[i]]));
   });
 
+  it('starts a batch once the callers the previous batch answered are back beside those already waiting, not after maxWaitMs', async () => {
+    const batcher = createBatcher(opened.predictor, { maxWaitMs: 10_000, maxBatch: 4 });
+    // A (2 texts) and B (2 texts) fill a batch, which starts at once; C arrives while it runs.
+    const first = [batcher.predict(texts.slice(0, 2)), batcher.predict(texts.slice(2, 4))];
+    expect(batcher.queued).to.equal(0);
+    const c = batcher.predict([texts[4]]);
+    expect(batcher.queued).to.equal(1);
+    const [a, b] = await Promise.all(first);
+    expect([a.batchSize, b.batchSize]).to.deep.equal([4, 4]);
+    await new Promise((resolve) => setImmediate(resolve)); // the batch's end is recorded after its answers
+    // Three callers are expected now: C, and A and B coming back. A alone does not start a batch…
+    const again = [batcher.predict([texts[5]])];
+    expect(batcher.queued).to.equal(2);
+    // …B's return does, at once (a batch that starts takes its texts off the queue synchronously).
+    again.push(batcher.predict([texts[6]]));
+    expect(batcher.queued).to.equal(0);
+    const answers = await Promise.all([c, ...again]);
+    expect(answers.map((x) => x.batchSize)).to.deep.equal([3, 3, 3]);
+    answers.forEach((x, i) => expectSame(x.predictions, [alone[4 + i]]));
+  });
+
   it('gives every caller of a batch the error when prediction fails', async () => {
     const batcher = createBatcher({ predict: () => opened.predictor.predict([]).then(() => Promise.reject(new Error('engine failed'))) }, { maxWaitMs: 5 });
     const errors = await Promise.all([batcher.predict(['a']), batcher.predict(['b'])].map((p) => p.then(() => undefined, (e: Error) => e.message)));

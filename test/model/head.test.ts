@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createHead, parameterShapes, selectTfjsBackend, type Batch, type BackendName } from '../../src/model/index.js';
-import { randomBatch, tinySettings } from './helpers.js';
+import { randomBatch, tinySettings, worstError } from './helpers.js';
 
 /** b with its padding overwritten by garbage. */
 function withGarbagePadding(b: Batch, inputSize: number, value: (i: number) => number): Batch {
@@ -109,7 +109,8 @@ describe('model/head', () => {
       const evalA = await head.gradients(b);
       const evalB = await head.gradients(b);
       expect(evalA.logits).to.deep.equal(evalB.logits);
-      expect(await head.predict(b)).to.deep.equal(evalA.logits);
+      // predict runs ONNX's fused GRU operator, gradients the Scan graph: equal but for float rounding.
+      expect(worstError(await head.predict(b), evalA.logits)).to.be.below(1e-5);
       const trainA = await head.gradients(b, { train: true });
       const trainB = await head.gradients(b, { train: true });
       expect(trainA.logits).to.not.deep.equal(trainB.logits);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { createHead, createTfjsGruKernel, directionLayers, selectTfjsBackend, type GruKernel, type GruLayerKernel, type GruWeights } from '../../src/model/index.js';
-import { ORT_KERNEL_NAME, createOrtGruKernel } from '../../src/model/ort-kernel.js';
+import { ORT_KERNEL_NAME, createOrtGruKernel, gruFusedPredictModel } from '../../src/model/ort-kernel.js';
+import { createSession, onnxruntime } from '../../src/core/onnxruntime.js';
 import { Random } from '../../src/model/random.js';
 import { randomBatch, referenceBatch, referenceCases, tinySettings, toNamedTensors, worstError } from './helpers.js';
 
@@ -105,6 +106,57 @@ describe('model/ort-kernel', () => {
         const w = head.getWeights();
         for (const [name, e] of Object.entries(c.weights_after_two_adam_steps)) expect(worstError(w[name].data, e.data), name).to.be.below(TOLERANCE);
         head.dispose();
+      });
+    }
+  });
+
+  describe("evaluation on ONNX's fused GRU operator", () => {
+    for (const c of referenceCases()) {
+      it(`${c.name}: the logits PyTorch gives`, async () => {
+        const head = await createHead({ ...c.settings, dropout: 0, learningRate: c.learning_rate, seed: 1 }, { backend: 'cpu', kernel: createOrtGruKernel({ threads: 2 }) });
+        head.setWeights(toNamedTensors(c.weights));
+        expect(worstError(await head.predict(referenceBatch(c)), c.logits), 'logits').to.be.below(TOLERANCE);
+        head.dispose();
+      });
+    }
+
+    for (const [layers, bidirectional] of [[3, true], [1, true], [2, false]] as const) {
+      it(`the Scan graph's logits, from the graph itself and through the kernel (${layers} layer${layers > 1 ? 's' : ''}, ${bidirectional ? 'bi' : 'uni'}directional, NaN padding, rows of length 1)`, async () => {
+        const settings = tinySettings({ inputSize: 7, hiddenSize: 5, layers, bidirectional });
+        const batch = randomBatch(7, [9, 1, 4, 9, 2, 1, 6]);
+        batch.lengths.forEach((len, b) => batch.x.fill(NaN, (b * batch.steps + len) * 7, (b + 1) * batch.steps * 7));
+        const [fused, scan] = await Promise.all(
+          (['fused', 'scan'] as const).map((predictGraph) => createHead(settings, { backend: 'cpu', kernel: createOrtGruKernel({ threads: 2, predictGraph }) })),
+        );
+        const want = await scan.predict(batch);
+        expect(want.every(Number.isFinite)).to.equal(true);
+        expect(worstError(await fused.predict(batch), want), 'through the kernel').to.be.below(TOLERANCE);
+
+        // The graph on its own, fed as the kernel feeds it (padding zeroed, weights in PyTorch's order).
+        const ort = onnxruntime();
+        const session = await createSession(gruFusedPredictModel({ input: 7, hidden: 5, layers, directions: bidirectional ? 2 : 1 }), 'gru-kernel', { threads: 1 });
+        const w = fused.getWeights();
+        const t = (name: string) => new ort.Tensor('float32', w[name].data, w[name].shape);
+        const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
+          X: new ort.Tensor('float32', batch.x.map((v) => (Number.isNaN(v) ? 0 : v)), [batch.batch, batch.steps, 7]),
+          Lengths: new ort.Tensor('int32', batch.lengths, [batch.batch]),
+          OutW: t('out.weight'),
+          OutB: t('out.bias'),
+        };
+        for (let l = 0; l < layers; l++) {
+          for (let d = 0; d < (bidirectional ? 2 : 1); d++) {
+            const suffix = `l${l}${d === 1 ? '_reverse' : ''}`;
+            feeds[`l${l}.Wih${d}`] = t(`rnn.weight_ih_${suffix}`);
+            feeds[`l${l}.Whh${d}`] = t(`rnn.weight_hh_${suffix}`);
+            feeds[`l${l}.Bih${d}`] = t(`rnn.bias_ih_${suffix}`);
+            feeds[`l${l}.Bhh${d}`] = t(`rnn.bias_hh_${suffix}`);
+          }
+        }
+        const out = await session.run(feeds);
+        expect(worstError(out.Logits.data as Float32Array, want), 'the graph').to.be.below(TOLERANCE);
+        await session.release();
+        fused.dispose();
+        scan.dispose();
       });
     }
   });

@@ -135,10 +135,17 @@ describe('serve: a real HTTP server over a trained head', function () {
   describe('limits', () => {
     let small: Server;
     const lines: string[] = [];
-    before(async () => {
-      small = await startServer(request, { port: 0, bodyLimit: 2000, maxQueue: 4, maxBatch: 4, maxWaitMs: 10_000, logFormat: 'json', write: (l) => lines.push(l) });
-      await small.ready;
-    });
+    /**
+     * A server whose batches wait 10 s unless full (4 texts). Only its first batch surely waits: after a
+     * batch, one starts as soon as the callers it answered are back, so tests that need texts to wait
+     * get a server of their own.
+     */
+    const startSmall = async (write: (line: string) => void) => {
+      const server = await startServer(request, { port: 0, bodyLimit: 2000, maxQueue: 4, maxBatch: 4, maxWaitMs: 10_000, logFormat: 'json', write });
+      await server.ready;
+      return server;
+    };
+    before(async () => (small = await startSmall((l) => lines.push(l))));
     after(() => small?.close());
 
     it('answers a body over --body-limit with 413, and a text longer than MAX_LENGTH tokens like infer (truncated)', async () => {
@@ -154,17 +161,22 @@ describe('serve: a real HTTP server over a trained head', function () {
     });
 
     it('answers 503 with Retry-After when the queue is full, and takes requests again once it has room', async () => {
-      const waiting = post(small, { texts: texts.slice(0, 3) });
-      // /health says when the 3 texts wait (10 s, for a fourth to fill the batch); the queue holds 4.
-      while (((await (await fetch(`${small.url}/health`)).json()) as { queued: number }).queued < 3);
-      const full = await post(small, { texts: texts.slice(3, 5) });
-      expect(full.status).to.equal(503);
-      expect(full.headers.get('retry-after')).to.equal('1');
-      expect(((await full.json()) as { error: string }).error).to.contain('queue is full');
-      const fits = await post(small, { text: texts[3] });
-      expect(fits.status).to.equal(200);
-      expectInfer([(await fits.json()) as Answer], [texts[3]]);
-      expectInfer((await (await waiting).json()) as Answer[], texts.slice(0, 3));
+      const fresh = await startSmall(() => {});
+      try {
+        const waiting = post(fresh, { texts: texts.slice(0, 3) });
+        // /health says when the 3 texts wait (10 s, for a fourth to fill the batch); the queue holds 4.
+        while (((await (await fetch(`${fresh.url}/health`)).json()) as { queued: number }).queued < 3);
+        const full = await post(fresh, { texts: texts.slice(3, 5) });
+        expect(full.status).to.equal(503);
+        expect(full.headers.get('retry-after')).to.equal('1');
+        expect(((await full.json()) as { error: string }).error).to.contain('queue is full');
+        const fits = await post(fresh, { text: texts[3] });
+        expect(fits.status).to.equal(200);
+        expectInfer([(await fits.json()) as Answer], [texts[3]]);
+        expectInfer((await (await waiting).json()) as Answer[], texts.slice(0, 3));
+      } finally {
+        await fresh.close();
+      }
     });
 
     it('logs one JSON line per request with --log-format json: method, path, status, ms, batch size', async () => {
@@ -180,14 +192,19 @@ describe('serve: a real HTTP server over a trained head', function () {
     });
 
     it('logs a request whose client went away before its answer as 499', async () => {
-      lines.length = 0;
-      const controller = new AbortController();
-      const gone = post(small, { text: texts[0] }, { 'content-type': 'application/json' }, controller.signal).catch(() => 'aborted');
-      while (((await (await fetch(`${small.url}/health`)).json()) as { queued: number }).queued < 1);
-      controller.abort();
-      expect(await gone).to.equal('aborted');
-      while (!lines.some((l) => l.includes('"status":499'))) await new Promise((resolve) => setTimeout(resolve, 10));
-      expect(JSON.parse(lines.find((l) => l.includes('"status":499'))!)).to.include({ method: 'POST', path: '/predict', status: 499 });
+      const logged: string[] = [];
+      const fresh = await startSmall((l) => logged.push(l));
+      try {
+        const controller = new AbortController();
+        const gone = post(fresh, { text: texts[0] }, { 'content-type': 'application/json' }, controller.signal).catch(() => 'aborted');
+        while (((await (await fetch(`${fresh.url}/health`)).json()) as { queued: number }).queued < 1);
+        controller.abort();
+        expect(await gone).to.equal('aborted');
+        while (!logged.some((l) => l.includes('"status":499'))) await new Promise((resolve) => setTimeout(resolve, 10));
+        expect(JSON.parse(logged.find((l) => l.includes('"status":499'))!)).to.include({ method: 'POST', path: '/predict', status: 499 });
+      } finally {
+        await fresh.close();
+      }
     });
   });
 
@@ -217,7 +234,9 @@ describe('serve: a real HTTP server over a trained head', function () {
       write: (l) => lines.push(l),
       open: async (req) => {
         const opened = await openPredictor(req);
-        return { ...opened, predictor: { ...opened.predictor, predict: () => Promise.reject(new Error('engine failed')) } };
+        // The warm-up prediction before ready works; the engine fails from the first request on.
+        let calls = 0;
+        return { ...opened, predictor: { ...opened.predictor, predict: (t: string[]) => (calls++ === 0 ? opened.predictor.predict(t) : Promise.reject(new Error('engine failed'))) } };
       },
     });
     try {
