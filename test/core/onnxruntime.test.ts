@@ -41,6 +41,22 @@ describe('core/onnxruntime: the one owner of ONNX Runtime', () => {
     expect(encoder).to.deep.equal({ graphOptimizationLevel: 'all', intraOpNumThreads: 2 });
   });
 
+  it("turns ONNX Runtime's spinning threads off when asked (a server), for both users, and a real session takes it", async () => {
+    for (const user of ['gru-kernel', 'encoder'] as const) {
+      expect(sessionOptions(user, { threads: 2, allowSpinning: false }).extra).to.deep.equal({ session: { intra_op: { allow_spinning: '0' } } });
+      expect(sessionOptions(user, { threads: 2, allowSpinning: true })).to.not.have.property('extra');
+      expect(sessionOptions(user, { threads: 2 })).to.not.have.property('extra');
+    }
+    const { Graph, encodeModel } = await import('../../src/model/onnx-graph.js');
+    const g = new Graph('identity');
+    g.op1('Identity', [g.input('X', 'float', [1])], {}, 'Y');
+    g.output('Y', 'float', [1]);
+    const session = await createSession(encodeModel(g), 'gru-kernel', { threads: 2, allowSpinning: false });
+    const out = await session.run({ X: new (onnxruntime().Tensor)('float32', Float32Array.of(3), [1]) });
+    expect(Array.from(out.Y.data as Float32Array)).to.deep.equal([3]);
+    await session.release();
+  });
+
   it('lists the CPU provider and creates real sessions with those options', async () => {
     expect(onnxruntimeProviders().backends.map((b) => b.name)).to.include('cpu');
     // A one-node graph (Y = Identity(X)) built by hand: ModelProto with ir_version 8, opset 13.

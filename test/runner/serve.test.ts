@@ -211,7 +211,8 @@ describe('serve: a real HTTP server over a trained head', function () {
   it('answers 503 on /health and /predict while the model loads, 200 once it is loaded', async () => {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    const loading = await startServer(request, { port: 0, write: () => {}, open: async (req): Promise<Opened> => (await held, openPredictor(req)) });
+    let asked: InferRequest | undefined;
+    const loading = await startServer(request, { port: 0, write: () => {}, open: async (req): Promise<Opened> => ((asked = req), await held, openPredictor(req)) });
     try {
       const health = await fetch(`${loading.url}/health`);
       expect(health.status).to.equal(503);
@@ -220,6 +221,8 @@ describe('serve: a real HTTP server over a trained head', function () {
       expect((await fetch(`${loading.url}/model`)).status).to.equal(503);
       release();
       await loading.ready;
+      // The server loads the model as infer does, but with ONNX Runtime's threads not spinning.
+      expect(asked).to.deep.equal({ ...request, allowSpinning: false });
       expect((await fetch(`${loading.url}/health`)).status).to.equal(200);
     } finally {
       release();
