@@ -484,17 +484,28 @@ export function createOrtGruKernel(options: OrtKernelOptions = {}): GruLayerKern
   const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
   const key = (o: LayerGraphOptions) => `${o.input}:${o.hidden}:${o.directions}:${o.inputLayout}:${+o.inputMask}`;
 
-  /** What both whole-network graphs take: the features (padding zeroed), the mask, zeros, every weight. */
-  const networkFeeds = (batch: { x: Float32Array; lengths: Int32Array }, shape: GruLayerShape & { layers: number }, weights: GruWeights[][], out: { weight: Float32Array; bias: Float32Array }) => {
+  /**
+   * What the whole-network graphs take: the features (padding zeroed), every weight, and the true
+   * lengths as the graph wants them: the Scan graphs a 0/1 mask M and a zero state H0, the fused
+   * graph the lengths themselves.
+   */
+  const networkFeeds = (
+    batch: { x: Float32Array; lengths: Int32Array },
+    shape: GruLayerShape & { layers: number },
+    weights: GruWeights[][],
+    out: { weight: Float32Array; bias: Float32Array },
+    lengthsAs: 'mask' | 'lengths' = 'mask',
+  ) => {
     const { batch: B, steps: T, input: In, hidden: H, directions: D, layers: L } = shape;
     if (weights.length !== L || weights.some((w) => w.length !== D)) throw new Error(`GRU kernel: weights for ${L} layers of ${D} directions expected`);
     if (batch.x.length !== B * T * In || batch.lengths.length !== B) throw new Error(`GRU kernel: a batch of ${B}×${T}×${In} features with ${B} lengths expected`);
     const feeds: Record<string, Ort.Tensor> = {
       X: f32(zeroPadding(batch.x, batch.lengths, T, In), [B, T, In]),
-      M: f32(realSteps(batch.lengths, T), [T, B, 1]),
-      H0: f32(new Float32Array(B * H), [B, H]),
       OutW: f32(out.weight, [1, D * H]),
       OutB: f32(out.bias, [1]),
+      ...(lengthsAs === 'mask'
+        ? { M: f32(realSteps(batch.lengths, T), [T, B, 1]), H0: f32(new Float32Array(B * H), [B, H]) }
+        : { Lengths: new ort.Tensor('int32', batch.lengths, [B]) }),
     };
     weights.forEach((layer, l) =>
       layer.forEach((w, d) => {
@@ -519,8 +530,7 @@ export function createOrtGruKernel(options: OrtKernelOptions = {}): GruLayerKern
       const o = { input: In, hidden: H, layers: L, directions: D };
       if (predictGraph === 'fused') {
         const s = await session(`q${In}:${H}:${L}:${D}`, () => gruFusedPredictModel(o));
-        const { X, OutW, OutB, M: _m, H0: _h, ...gru } = networkFeeds(batch, shape, weights, out);
-        const result = await run('network', s, { X, OutW, OutB, ...gru, Lengths: new ort.Tensor('int32', batch.lengths, [batch.lengths.length]) });
+        const result = await run('network', s, networkFeeds(batch, shape, weights, out, 'lengths'));
         return result.Logits.data as Float32Array;
       }
       const s = await session(`p${In}:${H}:${L}:${D}`, () => gruPredictModel(o));
