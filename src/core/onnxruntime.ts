@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type * as Ort from 'onnxruntime-common';
-import { askedThreads } from './settings.js';
+import { askedSpinning, askedThreads } from './settings.js';
 
 // ONNX Runtime 1.30's telemetry (the 1DS SDK it links) leaves an empty mat-debug-<pid>.log in the temp
 // folder of every process that starts an environment (a session). ORT_DISABLE_TELEMETRY, read by the native
@@ -84,6 +84,7 @@ export interface SessionOptionsRequest {
   /**
    * Whether idle intra-op threads spin before they sleep (ONNX Runtime's default, true). A server turns it
    * off: between batches its cores are needed by the HTTP side, which spinning threads would take.
+   * SENTIMENT_SPINNING, when set, decides instead.
    */
   allowSpinning?: boolean;
 }
@@ -93,12 +94,13 @@ export interface SessionOptionsRequest {
  * execution provider is chosen by transformers.js from DEVICE (so none is set here); the GRU kernel runs on
  * the CPU provider, sequentially, with one inter-op thread.
  */
-export function sessionOptions(user: OrtUser, request: SessionOptionsRequest = {}): OrtSessionOptions {
-  const threads = request.threads ?? intraOpThreads(user);
+export function sessionOptions(user: OrtUser, request: SessionOptionsRequest = {}, env: NodeJS.ProcessEnv = process.env): OrtSessionOptions {
+  const threads = request.threads ?? intraOpThreads(user, env);
+  const spinning = askedSpinning(env) ?? request.allowSpinning ?? true;
   const common: OrtSessionOptions = {
     graphOptimizationLevel: 'all',
     ...(threads !== undefined && { intraOpNumThreads: threads }),
-    ...(request.allowSpinning === false && { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
+    ...(!spinning && { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
   };
   if (user === 'encoder') return common;
   return {

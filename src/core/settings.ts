@@ -5,10 +5,23 @@ export function askedThreads(env: NodeJS.ProcessEnv = process.env): number | und
 }
 
 /**
+ * Whether ONNX Runtime's idle threads should spin, asked with SENTIMENT_SPINNING (1/true or 0/false), or
+ * undefined: each command's default (on, except in `serve`). Off is faster when other processes share
+ * the cores, on when they are idle (README: `SENTIMENT_SPINNING`; `npm run bench:spinning`).
+ */
+export function askedSpinning(env: NodeJS.ProcessEnv = process.env): boolean | undefined {
+  const asked = env.SENTIMENT_SPINNING?.trim().toLowerCase();
+  if (asked === '1' || asked === 'true') return true;
+  if (asked === '0' || asked === 'false') return false;
+  return undefined;
+}
+
+/**
  * Every setting taken from the environment, read here and nowhere else. None of them changes a
  * result, so none is part of a cache key: SENTIMENT_THREADS only sets how many threads tokenize,
- * encode and the GRU kernel use; the others say where downloads come from (a dataset's checksum is
- * checked, a model's files are fingerprinted).
+ * encode and the GRU kernel use, SENTIMENT_SPINNING whether ONNX Runtime's idle threads spin (read by
+ * src/core/onnxruntime.ts, with the threads); the others say where downloads come from (a dataset's
+ * checksum is checked, a model's files are fingerprinted).
  */
 export interface Settings {
   /** SENTIMENT_THREADS, when set. */

@@ -42,10 +42,16 @@ describe('core/onnxruntime: the one owner of ONNX Runtime', () => {
   });
 
   it("turns ONNX Runtime's spinning threads off when asked (a server), for both users, and a real session takes it", async () => {
+    const off = { session: { intra_op: { allow_spinning: '0' } } };
     for (const user of ['gru-kernel', 'encoder'] as const) {
-      expect(sessionOptions(user, { threads: 2, allowSpinning: false }).extra).to.deep.equal({ session: { intra_op: { allow_spinning: '0' } } });
-      expect(sessionOptions(user, { threads: 2, allowSpinning: true })).to.not.have.property('extra');
-      expect(sessionOptions(user, { threads: 2 })).to.not.have.property('extra');
+      expect(sessionOptions(user, { threads: 2, allowSpinning: false }, {}).extra).to.deep.equal(off);
+      expect(sessionOptions(user, { threads: 2, allowSpinning: true }, {})).to.not.have.property('extra');
+      expect(sessionOptions(user, { threads: 2 }, {})).to.not.have.property('extra');
+      // SENTIMENT_SPINNING, when set, decides over the command's default.
+      expect(sessionOptions(user, { threads: 2 }, { SENTIMENT_SPINNING: '0' }).extra).to.deep.equal(off);
+      expect(sessionOptions(user, { threads: 2 }, { SENTIMENT_SPINNING: 'false' }).extra).to.deep.equal(off);
+      expect(sessionOptions(user, { threads: 2, allowSpinning: false }, { SENTIMENT_SPINNING: '1' })).to.not.have.property('extra');
+      expect(sessionOptions(user, { threads: 2, allowSpinning: false }, { SENTIMENT_SPINNING: 'maybe' }).extra).to.deep.equal(off);
     }
     const { Graph, encodeModel } = await import('../../src/model/onnx-graph.js');
     const g = new Graph('identity');
