@@ -4,10 +4,12 @@
 // errors as {"error": message} without stack traces, one access-log line per request, and a close that
 // stops accepting, answers every request already accepted, then frees the model.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import { UserError, messageOf } from '../core/errors.js';
 import { DEFAULT_BATCHER, QueueFullError, createBatcher, type Batcher, type BatcherOptions } from '../inference/batcher.js';
 import type { Prediction } from '../inference/predictor.js';
-import type { InferRequest, openPredictor } from './trained-model.js';
+import type { InferRequest, TrainedModel, openPredictor } from './trained-model.js';
 
 export interface ServeSettings extends BatcherOptions {
   host: string;
@@ -131,32 +133,58 @@ function modelInfo(request: InferRequest, opened: Opened, settings: ServeSetting
 const answer = (p: Prediction) => ({ probability: p.probability, label: p.label });
 
 /**
- * Starts listening at once (GET /health answers 503 until the model is loaded), then loads the model of
- * `request` with openPredictor, the loader `infer` uses. `write` gets the log lines (stderr).
+ * Finds the model of `request` (a bad config, one never trained or a folder that is no export fails
+ * here, before the port is taken), starts listening (GET /health answers 503 until the model is loaded),
+ * then loads it with openPredictor, the loader `infer` uses. `write` gets the log lines (stderr).
  */
 export async function startServer(
   request: InferRequest,
   options: Partial<ServeSettings> & {
     /** Where log lines go (default: stderr). */
     write?: (line: string) => void;
-    /** Loads the model (default: openPredictor(request)); a test can hold it to see the server before it is ready. */
-    open?: (request: InferRequest) => Promise<Opened>;
+    /** Loads the model found (default: openPredictor); a test can hold it to see the server before it is ready. */
+    open?: (request: InferRequest, found: TrainedModel) => Promise<Opened>;
   } = {},
 ): Promise<Server> {
   const settings: ServeSettings = { ...DEFAULT_SERVE, ...options };
   const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
   const log = logger(settings.logFormat, write);
   const { default: Fastify } = await import('fastify');
-  const open = options.open ?? (await import('./trained-model.js')).openPredictor;
+  const models = await import('./trained-model.js');
+  const open = options.open ?? models.openPredictor;
+  const found = await models.findTrainedModel(request);
   const app: FastifyInstance = Fastify({
     bodyLimit: settings.bodyLimit,
     logger: false,
     // While closing, requests that arrive on open connections get our 503 (onRequest below), logged.
     return503OnClosing: false,
+    // JSON.parse makes "__proto__" an own key (it sets no prototype), so the schema's additionalProperties
+    // refuses it by name ("__proto__: unknown field"), where Fastify's default would call the body invalid JSON.
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
     // Types are checked as sent: {"text": 5} is an error, not "5".
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     schemaErrorFormatter: (errors) => Object.assign(new Error(bodyErrorMessage(errors as SchemaError[], settings.maxQueue)), { statusCode: 400 }),
+    // What Node's HTTP parser refuses before there is a request (an unknown method, headers over 16 KiB):
+    // answered in our error format and logged, where Fastify's default answers its own and logs nothing.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, message] =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'request: the URL and headers are too large']
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? [408, 'request: not received in time']
+            : [400, `request: not valid HTTP (${err.code ?? messageOf(err)})`];
+      log.event('client_error', { status, error: message }, `client error ${status}: ${message}`);
+      if (socket.writable) {
+        const body = JSON.stringify({ error: message });
+        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      }
+      socket.destroy(err);
+    },
   });
+  // JSON only: without this, Fastify reads text/plain bodies as strings (a 400 about the shape, not the 415 it is).
+  app.removeContentTypeParser('text/plain');
 
   let opened: Opened | undefined;
   let batcher: Batcher | undefined;
@@ -182,6 +210,8 @@ export async function startServer(
       log.access({ method: req.method, path: req.url, status: 499, ms: ms(performance.now() - started), batch: batchOf.get(req) ?? null });
     });
     if (stopping) return unavailable(reply, 'the server is stopping');
+    const encoding = req.headers['content-encoding']?.trim().toLowerCase();
+    if (encoding && encoding !== 'identity') return reply.code(415).send({ error: `body: content-encoding ${encoding} is not supported; send the JSON uncompressed` });
   });
 
   // Once stopping, answers close their connection, so the server is done as soon as the last one is sent.
@@ -251,10 +281,12 @@ export async function startServer(
   const loading = (async () => {
     const started = performance.now();
     // ONNX Runtime's idle threads do not spin here: between batches the cores parse and answer requests.
-    opened = await open({ ...request, allowSpinning: false });
+    opened = await open({ ...request, allowSpinning: false }, found);
     // One prediction before ready: the head's session is made on its first batch, and first runs
     // allocate; the first client should not wait for that.
     await opened.predictor.predict([WARM_UP_TEXT]);
+    // Stopped while loading: nothing is served, and the log does not say ready after stopping.
+    if (stopping) return;
     batcher = createBatcher(opened.predictor, settings);
     const seconds = (performance.now() - started) / 1000;
     log.event('ready', { url, experiment: opened.experiment, seconds: +seconds.toFixed(1) }, `ready: ${opened.experiment} (loaded in ${seconds.toFixed(1)}s); POST ${url}/predict`);

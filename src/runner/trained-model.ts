@@ -139,10 +139,25 @@ async function trainedEntries(configFile: string, sets: string[], cacheDir: stri
   return { config: experiment.config, modelBaseDir: experiment.baseDirs.MODEL ?? process.cwd(), train, data, name: experiment.name };
 }
 
-/** Loads tokenizer, encoder and head once, for a config (via the cache) or an exported folder. */
-export async function openPredictor(req: InferRequest) {
-  const { createPredictor } = await import('../inference/predictor.js');
-  const { loadTrainedHead } = await import('../training/trained-head.js');
+/** Where a trained model is and what it was trained with, found without loading it. */
+export interface TrainedModel {
+  /** The resolved config the head was trained with. */
+  config: Experiment;
+  classes: [string, string];
+  /** The folder with head.safetensors and head.json. */
+  headDir: string;
+  /** What relative MODEL paths are relative to. */
+  modelBaseDir: string;
+  experiment: string;
+  trainedAt: string | null;
+}
+
+/**
+ * Finds the trained model of a config (through the cache) or an exported folder, reading only small
+ * files: bad input (a missing or invalid config, one never trained, a folder that is no export) fails
+ * here, before anything is loaded.
+ */
+export async function findTrainedModel(req: InferRequest): Promise<TrainedModel> {
   let config: Experiment;
   let classes: [string, string];
   let headDir: string;
@@ -169,6 +184,14 @@ export async function openPredictor(req: InferRequest) {
     experiment = found.name;
     trainedAt = found.train.manifest.createdAt;
   }
+  return { config, classes, headDir, modelBaseDir, experiment, trainedAt };
+}
+
+/** Loads tokenizer, encoder and head once, for a config (via the cache) or an exported folder (`found`: already found by findTrainedModel). */
+export async function openPredictor(req: InferRequest, found?: TrainedModel) {
+  const { createPredictor } = await import('../inference/predictor.js');
+  const { loadTrainedHead } = await import('../training/trained-head.js');
+  const { config, classes, headDir, modelBaseDir, experiment, trainedAt } = found ?? (await findTrainedModel(req));
   const { head, info } = await loadTrainedHead(headDir, config.BACKEND, { allowSpinning: req.allowSpinning });
   const predictor = await createPredictor({ config, modelBaseDir, cacheRoot: path.resolve(req.cacheDir), head, classes, allowSpinning: req.allowSpinning });
   return {

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
+import { connect } from 'node:net';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { startServer, type Opened, type Server } from '../../src/runner/serve.js';
 import { openPredictor, type InferRequest } from '../../src/runner/trained-model.js';
 import { STAGES } from '../../src/stages/index.js';
@@ -13,7 +15,7 @@ interface Answer {
 }
 
 const post = (server: Server, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }, signal?: AbortSignal) =>
-  fetch(`${server.url}/predict`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body), signal });
+  fetch(`${server.url}/predict`, { method: 'POST', headers, body: typeof body === 'string' || body instanceof Blob ? body : JSON.stringify(body), signal });
 
 describe('serve: a real HTTP server over a trained head', function () {
   this.timeout(600_000);
@@ -104,6 +106,9 @@ describe('serve: a real HTTP server over a trained head', function () {
       [{ texts: [] }, 'texts: must hold at least one text'],
       [{ texts: ['a', 7] }, 'texts[1]: must be a string'],
       [{ text: 'a', texts: ['b'] }, 'either "text" or "texts", not both'],
+      // A key JSON.parse keeps as an own property is refused by name, not as invalid JSON.
+      ['{"text": "a", "__proto__": {"x": 1}}', '__proto__: unknown field'],
+      ['{"text": "a", "constructor": {"prototype": {"x": 1}}}', 'constructor: unknown field'],
     ];
     for (const [body, message] of cases) {
       const r = await post(server, body);
@@ -112,12 +117,37 @@ describe('serve: a real HTTP server over a trained head', function () {
       expect(JSON.parse(text).error, JSON.stringify(body)).to.contain(message);
       expect(text).to.not.match(/\bat \S+:\d+/);
     }
-    const form = await post(server, 'text=a', { 'content-type': 'application/x-www-form-urlencoded' });
-    expect(form.status).to.equal(415);
-    expect(((await form.json()) as { error: string }).error).to.contain('content-type: application/json');
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'text/plain; charset=utf-8']) {
+      const other = await post(server, type.startsWith('text/') ? '{"text": "a"}' : 'text=a', { 'content-type': type });
+      expect(other.status, type).to.equal(415);
+      expect(((await other.json()) as { error: string }).error, type).to.contain('content-type: application/json');
+    }
+    const gzip = await post(server, new Blob([gzipSync('{"text": "a"}')]), { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    expect(gzip.status).to.equal(415);
+    expect(((await gzip.json()) as { error: string }).error).to.equal('body: content-encoding gzip is not supported; send the JSON uncompressed');
     const missing = await fetch(`${server.url}/nope`);
     expect(missing.status).to.equal(404);
     expect(((await missing.json()) as { error: string }).error).to.contain('POST /predict');
+  });
+
+  it("answers what Node's HTTP parser refuses (an unknown method, headers too large) in the same JSON error format, and logs it", async () => {
+    /** One raw request; resolves with everything the server sent before it closed the connection. */
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(new URL(server.url).port), '127.0.0.1', () => socket.end(request));
+        let got = '';
+        socket.on('data', (d) => (got += d));
+        socket.on('close', () => resolve(got));
+        socket.on('error', reject);
+      });
+    log.length = 0;
+    const method = await raw('BREW /predict HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(method).to.match(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(method.slice(method.indexOf('\r\n\r\n') + 4))).to.deep.equal({ error: 'request: not valid HTTP (HPE_INVALID_METHOD)' });
+    const long = await raw(`GET /${'a'.repeat(100_000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect(long).to.match(/^HTTP\/1\.1 431 /);
+    expect(JSON.parse(long.slice(long.indexOf('\r\n\r\n') + 4))).to.deep.equal({ error: 'request: the URL and headers are too large' });
+    expect(log).to.deep.equal(['client error 400: request: not valid HTTP (HPE_INVALID_METHOD)', 'client error 431: request: the URL and headers are too large']);
   });
 
   it('GET /model gives the resolved config, classes, encoder, head settings and when it was trained', async () => {
@@ -212,7 +242,7 @@ describe('serve: a real HTTP server over a trained head', function () {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     let asked: InferRequest | undefined;
-    const loading = await startServer(request, { port: 0, write: () => {}, open: async (req): Promise<Opened> => ((asked = req), await held, openPredictor(req)) });
+    const loading = await startServer(request, { port: 0, write: () => {}, open: async (req, found): Promise<Opened> => ((asked = req), await held, openPredictor(req, found)) });
     try {
       const health = await fetch(`${loading.url}/health`);
       expect(health.status).to.equal(503);
@@ -228,6 +258,17 @@ describe('serve: a real HTTP server over a trained head', function () {
       release();
       await loading.close();
     }
+  });
+
+  it('stopped while the model loads: exits without ever saying ready', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const lines: string[] = [];
+    const loading = await startServer(request, { port: 0, write: (l) => lines.push(l), open: async (req, found): Promise<Opened> => (await held, openPredictor(req, found)) });
+    const closing = loading.close();
+    release();
+    await closing;
+    expect(lines.map((l) => l.split(' ')[0].replace(/:$/, ''))).to.deep.equal(['listening', 'stopping', 'stopped']);
   });
 
   it('answers 500 without the error or its stack when prediction fails, and logs the stack', async () => {
@@ -257,9 +298,9 @@ describe('serve: a real HTTP server over a trained head', function () {
     const port = Number(new URL(server.url).port);
     const taken = await startServer(request, { port, write: () => {} }).catch((e: Error) => e);
     expect((taken as Error).message).to.contain(`--port ${port}: the address 127.0.0.1:${port} is already in use`);
-    const untrained = await startServer({ ...request, sets: ['HIDDEN_DIM=3'] }, { port: 0, write: () => {} });
-    const error = await untrained.closed.then(() => undefined, (e: Error) => e);
-    expect(error?.message).to.contain('no trained head for this config');
-    expect(error?.message ?? '').to.not.match(NO_TRACE);
+    // Found before the port is taken: a busy port does not hide it.
+    const untrained = await startServer({ ...request, sets: ['HIDDEN_DIM=3'] }, { port, write: () => {} }).catch((e: Error) => e);
+    expect((untrained as Error).message).to.contain('no trained head for this config');
+    expect((untrained as Error).message).to.not.match(NO_TRACE);
   });
 });
