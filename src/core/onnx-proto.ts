@@ -1,7 +1,7 @@
 // ONNX's protobuf messages (onnx/onnx.proto, proto2), as a protobufjs descriptor: the fields this repo
 // reads or writes when it rewrites an exported encoder (src/encoder/quantize.ts) and when tests build one.
 // Messages are only partly described: code that rewrites a model keeps every other field's bytes as they
-// are (see forEachField) instead of decoding and re-encoding the whole model.
+// are (see wireFields) instead of decoding and re-encoding the whole model.
 import protobuf from 'protobufjs';
 
 const DESCRIPTOR = {

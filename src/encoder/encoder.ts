@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError, messageOf } from '../core/errors.js';
-import { intraOpThreads, loadTransformers, onnxruntimeProviders, sessionOptions } from '../core/onnxruntime.js';
+import { loadTransformers, onnxruntimeProviders, sessionOptions } from '../core/onnxruntime.js';
 
 /** Where DEVICE may ask the encoder to run. */
 export type DeviceSetting = 'auto' | 'cpu' | 'cuda' | 'webgpu';
@@ -67,7 +67,7 @@ export async function loadEncoder(dir: string, options: EncoderOptions): Promise
   const log = options.log ?? (() => {});
   const { AutoModel, Tensor } = await loadTransformers();
   // transformers.js picks the execution provider from `device`; the rest are src/core/onnxruntime.ts's.
-  const session_options = sessionOptions('encoder', { threads: options.threads || intraOpThreads('encoder'), allowSpinning: options.allowSpinning });
+  const session_options = sessionOptions('encoder', { threads: options.threads || undefined, allowSpinning: options.allowSpinning });
   const load = (device: EncoderDevice) => AutoModel.from_pretrained(absDir, { dtype: 'fp32', device, session_options });
 
   const providers = onnxruntimeProviders();

@@ -55,6 +55,9 @@ export interface QuantizeReport {
   int8Bytes: number;
 }
 
+/** Whether `node` is one of the default domain's `ops` (not a com.microsoft or other custom op of the same name). */
+const isOnnxOp = (node: Node | undefined, ...ops: string[]): boolean => node !== undefined && ops.includes(node.op_type) && (node.domain ?? '') === '';
+
 /** The float values of an initializer: raw_data, float_data, or external data next to the model. */
 async function floatsOf(t: Tensor, modelDir: string | undefined): Promise<Float32Array> {
   const count = t.dims.reduce((a, b) => a * Number(b), 1);
@@ -124,7 +127,7 @@ export async function quantizeModel(model: Uint8Array, modelDir?: string): Promi
 
   // Exporters share equal constants through Identity nodes (torch does, for example all-zero biases):
   // such a value is read from the initializer behind it.
-  const identityOf = new Map(nodes.filter(({ node }) => node.op_type === 'Identity' && (node.domain ?? '') === '').map(({ node }) => [node.output[0], node.input[0]]));
+  const identityOf = new Map(nodes.filter(({ node }) => isOnnxOp(node, 'Identity')).map(({ node }) => [node.output[0], node.input[0]]));
   const resolve = (name: string) => {
     for (let hops = 0; !initializers.has(name) && identityOf.has(name) && hops < 16; hops++) name = identityOf.get(name)!;
     return name;
@@ -136,7 +139,7 @@ export async function quantizeModel(model: Uint8Array, modelDir?: string): Promi
   // Some exporters keep a Linear's weight as [out, in] and transpose it in the graph: read through that too.
   const transposed = new Map(
     nodes
-      .filter(({ node }) => node.op_type === 'Transpose' && (node.domain ?? '') === '' && isMatrix(resolve(node.input[0])))
+      .filter(({ node }) => isOnnxOp(node, 'Transpose') && isMatrix(resolve(node.input[0])))
       .filter(({ node }) => {
         const perm = node.attribute?.find((a) => a.name === 'perm')?.ints?.map(Number);
         return perm === undefined || (perm[0] === 1 && perm[1] === 0);
@@ -176,7 +179,7 @@ export async function quantizeModel(model: Uint8Array, modelDir?: string): Promi
   const added: Uint8Array[] = [];
   const report: QuantizeReport = { matmuls: 0, biases: 0, floatBytes: 0, int8Bytes: 0 };
   for (const { node } of nodes) {
-    if (node.op_type !== 'MatMul' || (node.domain ?? '') !== '' || node.input.length !== 2) continue;
+    if (!isOnnxOp(node, 'MatMul') || node.input.length !== 2) continue;
     const a = node.input[0];
     const weight = weightOf(node.input[1]);
     if (weight === undefined || initializers.has(resolve(a))) continue;
@@ -196,7 +199,7 @@ export async function quantizeModel(model: Uint8Array, modelDir?: string): Promi
     // A bias Add that only this MatMul feeds: folded in (its output becomes the fused node's).
     const next = consumers.get(node.output[0]) ?? [];
     const add = next.length === 1 && !graphOutputs.has(node.output[0]) ? next[0] : undefined;
-    const biasInput = add?.op_type === 'Add' && (add.domain ?? '') === '' ? add.input.find((i) => i !== node.output[0]) : undefined;
+    const biasInput = isOnnxOp(add, 'Add') ? add!.input.find((i) => i !== node.output[0]) : undefined;
     const bias = biasInput !== undefined ? resolve(biasInput) : undefined;
     const biasTensor = bias !== undefined ? initializers.get(bias)?.tensor : undefined;
     const foldBias = add !== undefined && biasTensor !== undefined && biasTensor.data_type === OnnxDataType.float && biasTensor.dims.length === 1 && Number(biasTensor.dims[0]) === cols;
@@ -227,7 +230,7 @@ export async function quantizeModel(model: Uint8Array, modelDir?: string): Promi
     graphValues.forEach((v) => used.add(v));
     for (const { node } of nodes) if (!dropped.has(node)) for (const input of (replaced.get(node) ?? node).input) used.add(input);
     for (const { node } of nodes) {
-      if (dropped.has(node) || hasSubgraphs || !['Identity', 'Transpose'].includes(node.op_type) || (node.domain ?? '') !== '') continue;
+      if (dropped.has(node) || hasSubgraphs || !isOnnxOp(node, 'Identity', 'Transpose')) continue;
       if (node.output.every((o) => !used.has(o)) && weightSources.has(resolve(node.input[0]))) {
         dropped.add(node);
         changed = true;

@@ -1,8 +1,8 @@
 /**
  * A small writer for ONNX models (ModelProto), enough for the GRU kernel's graphs: nodes with int,
  * ints, float, string and subgraph attributes, int64 constants, and typed inputs and outputs with fixed or
- * symbolic dims. Field numbers are onnx/onnx.proto's. Hand-written rather than through protobufjs,
- * which is only a devDependency here, and because these graphs are a few hundred bytes.
+ * symbolic dims. Field numbers are onnx/onnx.proto's. Hand-written, from before src/core/onnx-proto.ts
+ * (protobufjs) existed for the quantizer; these graphs are a few hundred bytes.
  */
 
 const utf8 = new TextEncoder();

@@ -10,8 +10,8 @@ import { Graph, encodeModel } from './onnx-graph.js';
  * whose body is one step (a [B, H]×[H, 3H] product and the gate math, plus, when training, the factors
  * backward needs), and in backward a Scan back through time and the weight gradients as a few large
  * products. A training step is one session run for the whole network (gruTrainStepModel) and
- * evaluation another (gruPredictModel): handing activations to JS and back cost more than the
- * arithmetic. Layers can also run one by one (forward/backward), as the tfjs kernel does. The formulas
+ * evaluation another (gruFusedPredictModel, on ONNX's own GRU operator; gruPredictModel is its Scan
+ * twin): handing activations to JS and back cost more than the arithmetic. Layers can also run one by one (forward/backward), as the tfjs kernel does. The formulas
  * are PyTorch's GRU and its BPTT (as gru-steps.ts), in float32; activations are time-major inside.
  * Padded steps are masked by multiplying with 0/1, so the first layer's padding is zeroed first.
  */
@@ -338,7 +338,7 @@ export function gruFusedPredictModel(o: Omit<NetworkGraphOptions, 'dropout' | 'i
   const axis0 = g.int64s([0]);
   /** Both directions' tensors stacked on a new first axis, gate blocks reordered along `gateAxis`. */
   const stacked = (names: string[], gateAxis: number) => {
-    const t = names.length === 1 ? g.op1('Unsqueeze', [names[0], axis0]) : g.op1('Concat', names.map((n) => g.op1('Unsqueeze', [n, axis0])), { axis: 0 });
+    const t = g.op1('Concat', names.map((n) => g.op1('Unsqueeze', [n, axis0])), { axis: 0 });
     return g.op1('Gather', [t, onnxGateOrder], { axis: gateAxis });
   };
   let input = g.op1('Transpose', [X], { perm: [1, 0, 2] });
