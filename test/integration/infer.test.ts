@@ -1,14 +1,10 @@
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { readArrowBatches } from '../../src/core/arrow.js';
-import { runExperiments } from '../../src/runner/run.js';
-import { makeReviews } from '../fixtures/reviews.js';
-import { tinyBert } from '../fixtures/tiny-bert.js';
-import { REPO, sentiment, tempDir, writeText, type CliResult, locationEnv, NO_TRACE } from '../helpers.js';
-import { STAGES } from '../../src/stages/index.js';
+import { trainedExperiment } from '../fixtures/trained.js';
+import { REPO, sentiment, tempDir, writeText, type CliResult, NO_TRACE } from '../helpers.js';
 
 const NEGATIVE = 'the movie was terrible. a waste of time.';
 
@@ -37,11 +33,7 @@ describe('sentiment infer, export, and run with TRAIN: false', function () {
 
   before(async () => {
     dir = await tempDir();
-    await cp(await tinyBert(), path.join(dir, 'model'), { recursive: true });
-    await makeReviews(path.join(dir, 'reviews'), { train: 600, test: 100 });
-    file = await writeText(path.join(dir, 'exp.yaml'), 'MODEL: ./model\nDATASET: ./reviews\nMAX_LENGTH: 48\nN_EPOCHS: 10\nLEARNING_RATE: 0.005\nBATCH_SIZE: 32\nHIDDEN_DIM: 16\nBACKEND: onnxruntime\n');
-    env = locationEnv(dir);
-    await runExperiments({ stages: STAGES, experiments: [file], sets: [], cacheDir: env.SENTIMENT_CACHE_DIR, runsDir: env.SENTIMENT_RUNS_DIR, interactive: false, stream: new Writable({ write: (_c, _e, cb) => cb() }) });
+    ({ file, env } = await trainedExperiment(dir, { train: 600, test: 100, settings: 'MODEL: ./model\nDATASET: ./reviews\nMAX_LENGTH: 48\nN_EPOCHS: 10\nLEARNING_RATE: 0.005\nBATCH_SIZE: 32\nHIDDEN_DIM: 16\nBACKEND: onnxruntime\n' }));
   });
 
   it('finds the trained head through the cache and ranks a negative text above a positive one', async () => {

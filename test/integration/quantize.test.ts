@@ -1,9 +1,8 @@
 import { expect } from 'chai';
-import { cp, readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { makeReviews } from '../fixtures/reviews.js';
-import { tinyBert } from '../fixtures/tiny-bert.js';
-import { NO_TRACE, locationEnv, sentiment, tempDir, writeText } from '../helpers.js';
+import { tinyExperiment } from '../fixtures/trained.js';
+import { NO_TRACE, sentiment, tempDir } from '../helpers.js';
 
 interface RunJson {
   stages: { name: string; cached: boolean; path: string; info: Record<string, unknown> }[];
@@ -17,10 +16,7 @@ describe('ENCODER_QUANTIZE: int8 through run and infer', function () {
 
   before(async () => {
     dir = await tempDir();
-    await cp(await tinyBert(), path.join(dir, 'model'), { recursive: true });
-    await makeReviews(path.join(dir, 'reviews'), { train: 200, test: 60 });
-    file = await writeText(path.join(dir, 'exp.yaml'), 'MODEL: ./model\nDATASET: ./reviews\nMAX_LENGTH: 32\nN_EPOCHS: 1\nHIDDEN_DIM: 8\nBACKEND: onnxruntime\nTEXT: the movie was great\n');
-    env = locationEnv(dir);
+    ({ file, env } = await tinyExperiment(dir, { train: 200, test: 60, settings: 'MODEL: ./model\nDATASET: ./reviews\nMAX_LENGTH: 32\nN_EPOCHS: 1\nHIDDEN_DIM: 8\nBACKEND: onnxruntime\nTEXT: the movie was great\n' }));
   });
 
   it('encodes with the quantized encoder (a cache entry of its own), and infer --config predicts as the run did', async () => {
